@@ -1,0 +1,45 @@
+"""Loading any saved agent as a :class:`~spikeverse.policy.Policy`, by checkpoint kind.
+
+Each kind of agent registers a loader here; evaluation and the CLI only call ``load_policy``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from spikeverse.errors import SpikeverseError
+from spikeverse.io.checkpoint import load_checkpoint
+from spikeverse.policy import Policy
+
+
+def _load_dqn(run_dir: Path, device: torch.device) -> tuple[Policy, dict[str, Any]]:
+    from spikeverse.rl.train import load_dqn
+
+    return load_dqn(run_dir, "best", device)
+
+
+def _load_tabular(run_dir: Path, device: torch.device) -> tuple[Policy, dict[str, Any]]:
+    from spikeverse.rl.tabular import load_tabular
+
+    return load_tabular(run_dir)
+
+
+LOADERS: dict[str, Callable[[Path, torch.device], tuple[Policy, dict[str, Any]]]] = {
+    "dqn": _load_dqn,
+    "tabular": _load_tabular,
+}
+
+
+def load_policy(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Policy, dict[str, Any]]:
+    """The agent saved in ``run_dir`` and its checkpoint metadata (``meta['kind']``, ``meta['env_id']``)."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise SpikeverseError(f"no run directory at {run_dir}")
+    _, meta = load_checkpoint(run_dir)
+    kind = meta.get("kind")
+    if kind not in LOADERS:
+        raise SpikeverseError(f"{run_dir}: unknown agent kind '{kind}'")
+    return LOADERS[kind](run_dir, torch.device(device))

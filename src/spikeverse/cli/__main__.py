@@ -1,0 +1,5 @@
+import sys
+
+from spikeverse.cli.app import main
+
+sys.exit(main())

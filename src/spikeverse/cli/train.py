@@ -1,0 +1,69 @@
+"""``spikeverse train``: train an agent into a run directory (resumes if it holds a checkpoint)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from spikeverse.cli.app import app
+
+
+def default_run_dir(env_id: str, agent: str, seed: int) -> Path:
+    return Path("runs") / env_id.replace("/", "-") / f"{agent}-seed{seed}"
+
+
+@app.command()
+def train(
+    env: str = typer.Option("CartPole-v1", "--env", help="Environment id (CartPole-v1, MinAtar/Breakout, ALE/Breakout-v5, Taxi-v3, ...)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/ENV/AGENT-seedS)."),
+    agent: Optional[str] = typer.Option(None, help="dqn or tabular (default: tabular for discrete observations, else dqn)."),
+    steps: Optional[int] = typer.Option(None, help="Environment steps (tabular: episodes). Default per env."),
+    num_envs: Optional[int] = typer.Option(None, help="Parallel environments for collection."),
+    double: Optional[bool] = typer.Option(None, "--double/--no-double", help="Double DQN."),
+    per: Optional[bool] = typer.Option(None, "--per/--no-per", help="Prioritized replay (proportional, sum-tree)."),
+    dueling: Optional[bool] = typer.Option(None, "--dueling/--no-dueling", help="Dueling head."),
+    nstep: Optional[int] = typer.Option(None, help="n-step returns (1 = one-step)."),
+    noisy: Optional[bool] = typer.Option(None, "--noisy/--no-noisy", help="NoisyNet head instead of epsilon-greedy."),
+    c51: Optional[bool] = typer.Option(None, "--c51/--no-c51", help="Categorical distributional Q (51 atoms)."),
+    rainbow: bool = typer.Option(False, "--rainbow", help="All Rainbow parts on (double, per, dueling, n-step 3, noisy, c51)."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the run directory's checkpoint."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Train a DQN (with Rainbow switches) or tabular Q-learning agent."""
+    from spikeverse.envs import env_family
+
+    family = env_family(env)
+    agent = agent or ("tabular" if family == "toy_text" else "dqn")
+    out = out or default_run_dir(env, agent, seed)
+    if agent == "tabular":
+        from spikeverse.rl.tabular import TabularConfig, train_tabular_run
+
+        cfg = TabularConfig.for_env(env, seed=seed, episodes=steps)
+        summary = train_tabular_run(cfg, out, resume=resume)
+    elif agent == "dqn":
+        from spikeverse.rl.config import DQNConfig
+        from spikeverse.rl.train import train_dqn
+
+        cfg = DQNConfig.for_env(
+            env, seed=seed, total_steps=steps, num_envs=num_envs, double=double, per=per, dueling=dueling,
+            nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device,
+        )
+        res = train_dqn(cfg, out, resume=resume, progress=progress)
+        summary = {"run_dir": str(res.run_dir), "env": env, "agent": "dqn", "steps": res.steps,
+                   "episodes": res.episodes, "wall_s": round(res.wall_s, 2), "best_score": res.best_score,
+                   "resumed_from": res.resumed_from}
+    else:
+        from spikeverse.errors import SpikeverseError
+
+        raise SpikeverseError(f"unknown agent '{agent}' (choose dqn or tabular)")
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(f"trained {summary['agent']} on {env} -> {summary['run_dir']}")

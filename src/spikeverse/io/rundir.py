@@ -1,0 +1,82 @@
+"""Run directories: resolved config, metrics, checkpoint, figures.
+
+    DIR/config.yaml            the resolved configuration, every default written out
+    DIR/metrics.csv            one row per finished training episode
+    DIR/checkpoint.safetensors weights, optimizer, counters, RNG states (see io.checkpoint)
+    DIR/figures/               plots
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from spikeverse.io.checkpoint import atomic_write_text
+
+CONFIG = "config.yaml"
+METRICS = "metrics.csv"
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def write_config(run_dir: str | os.PathLike, config: dict[str, Any]) -> None:
+    atomic_write_text(Path(run_dir) / CONFIG, yaml.safe_dump(config, sort_keys=False))
+
+
+def read_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    p = Path(run_dir) / CONFIG
+    if not p.is_file():
+        return None
+    return yaml.safe_load(p.read_text())
+
+
+class MetricsWriter:
+    """Append rows to a CSV file with a fixed header, flushing each row.
+
+    ``truncate_after(step)`` drops rows logged after the step of the checkpoint a run resumes
+    from, so a resumed run's metrics have no duplicated steps.
+    """
+
+    def __init__(self, path: str | os.PathLike, fields: Iterable[str]):
+        self.path = Path(path)
+        self.fields = list(fields)
+        new = not self.path.is_file() or self.path.stat().st_size == 0
+        self._f = open(self.path, "a", newline="")
+        self._w = csv.DictWriter(self._f, fieldnames=self.fields, extrasaction="ignore")
+        if new:
+            self._w.writeheader()
+            self._f.flush()
+
+    def truncate_after(self, step: int) -> None:
+        self._f.close()
+        rows = read_metrics(self.path)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.fields, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            if int(float(r["step"])) <= step:
+                w.writerow(r)
+        atomic_write_text(self.path, buf.getvalue())
+        self._f = open(self.path, "a", newline="")
+        self._w = csv.DictWriter(self._f, fieldnames=self.fields, extrasaction="ignore")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._w.writerow(row)
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
+    p = Path(path)
+    if p.is_dir():
+        p = p / METRICS
+    if not p.is_file():
+        return []
+    with open(p, newline="") as f:
+        return list(csv.DictReader(f))

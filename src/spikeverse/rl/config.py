@@ -1,0 +1,158 @@
+"""DQN configuration: one dataclass, with defaults per environment (SPEC R-RL-DQN).
+
+Every Rainbow part is a switch (``double``, ``per``, ``dueling``, ``nstep``, ``noisy``, ``c51``);
+``rainbow=True`` turns all of them on (n-step 3). ``DQNConfig.for_env(env_id, **overrides)``
+gives the per-environment defaults; the resolved config is saved with every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from spikeverse.envs import env_family
+from spikeverse.errors import SpikeverseError
+
+
+@dataclass
+class DQNConfig:
+    env_id: str = "CartPole-v1"
+    seed: int = 0
+    total_steps: int = 50_000
+    num_envs: int = 1
+    device: str = "auto"
+    # network
+    arch: str = "mlp"
+    hidden: tuple[int, ...] = (128, 128)
+    # optimisation
+    lr: float = 1e-3
+    adam_eps: float = 1e-8
+    gamma: float = 0.99
+    batch_size: int = 64
+    buffer_size: int = 50_000
+    learning_starts: int = 1_000
+    train_freq: int = 1
+    gradient_steps: int = 1
+    target_update_interval: int = 500
+    tau: float = 1.0
+    loss: str = "huber"
+    max_grad_norm: float = 10.0
+    # epsilon-greedy (ignored with noisy nets)
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    epsilon_fraction: float = 0.1
+    # Rainbow switches
+    double: bool = False
+    per: bool = False
+    dueling: bool = False
+    nstep: int = 1
+    noisy: bool = False
+    c51: bool = False
+    per_alpha: float = 0.5
+    per_beta0: float = 0.4
+    per_eps: float = 1e-6
+    noisy_sigma0: float = 0.5
+    atoms: int = 51
+    v_min: float = -10.0
+    v_max: float = 10.0
+    # model selection, checkpoints
+    eval_interval: int = 5_000
+    eval_episodes: int = 5
+    checkpoint_interval: int = 5_000
+    train_env_kwargs: dict | None = None
+
+    @classmethod
+    def for_env(cls, env_id: str, **overrides) -> "DQNConfig":
+        """Defaults tuned per environment; ``overrides`` with value None are ignored."""
+        cfg = cls(env_id=env_id, **_ENV_DEFAULTS.get(_defaults_key(env_id), {}))
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if overrides.pop("rainbow", False):
+            overrides = {**RAINBOW, **overrides}
+        names = {f.name for f in fields(cls)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise SpikeverseError(f"unknown DQN option(s): {', '.join(sorted(unknown))}")
+        cfg = replace(cfg, **overrides)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Reject impossible hyperparameters with a one-line message."""
+        checks = [
+            (self.total_steps > 0, f"--steps must be > 0, got {self.total_steps}"),
+            (self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.buffer_size >= self.batch_size, f"buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size})"),
+            (self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}"),
+            (self.train_freq >= 1 and self.gradient_steps >= 1, "train_freq and gradient_steps must be >= 1"),
+            (self.target_update_interval >= 1, "target_update_interval must be >= 1"),
+            (0.0 < self.tau <= 1.0, f"tau must be in (0, 1], got {self.tau}"),
+            (self.loss in ("huber", "mse"), f"loss must be huber or mse, got '{self.loss}'"),
+            (0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0, "need 0 <= epsilon_end <= epsilon_start <= 1"),
+            (0.0 <= self.epsilon_fraction <= 1.0, "epsilon_fraction must be in [0, 1]"),
+            (self.nstep >= 1, f"--nstep must be >= 1, got {self.nstep}"),
+            (self.per_alpha >= 0 and 0.0 <= self.per_beta0 <= 1.0, "need per_alpha >= 0 and per_beta0 in [0, 1]"),
+            (self.atoms >= 2, f"atoms must be >= 2, got {self.atoms}"),
+            (self.v_min < self.v_max, f"need v_min < v_max, got [{self.v_min}, {self.v_max}]"),
+            (self.noisy_sigma0 > 0, "noisy_sigma0 must be > 0"),
+            (self.arch in ("mlp", "minatar", "nature"), f"unknown architecture '{self.arch}'"),
+            (len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
+            (self.eval_interval >= 0 and self.eval_episodes >= 1, "eval_interval >= 0, eval_episodes >= 1"),
+            (self.checkpoint_interval >= 1, "checkpoint_interval must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise SpikeverseError(msg)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DQNConfig":
+        d = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
+        if "hidden" in d:
+            d["hidden"] = tuple(d["hidden"])
+        return cls(**d)
+
+
+RAINBOW = dict(double=True, per=True, dueling=True, nstep=3, noisy=True, c51=True)
+
+
+def _defaults_key(env_id: str) -> str:
+    fam = env_family(env_id)
+    return env_id if env_id in _ENV_DEFAULTS else fam
+
+
+_ENV_DEFAULTS: dict[str, dict] = {
+    "CartPole-v1": dict(
+        total_steps=50_000, hidden=(128, 128), lr=1e-3, batch_size=64, buffer_size=50_000,
+        learning_starts=1_000, target_update_interval=500, epsilon_end=0.05, epsilon_fraction=0.2,
+        v_min=0.0, v_max=100.0,
+    ),
+    "Acrobot-v1": dict(
+        total_steps=100_000, hidden=(128, 128), lr=6.3e-4, batch_size=128, buffer_size=50_000,
+        learning_starts=1_000, target_update_interval=250, train_freq=4, gradient_steps=4,
+        epsilon_end=0.1, epsilon_fraction=0.12, v_min=-100.0, v_max=0.0,
+    ),
+    "MountainCar-v0": dict(
+        total_steps=120_000, hidden=(256, 256), lr=4e-3, batch_size=128, buffer_size=10_000,
+        learning_starts=1_000, target_update_interval=600, train_freq=16, gradient_steps=8,
+        epsilon_end=0.07, epsilon_fraction=0.2, v_min=-110.0, v_max=0.0,
+    ),
+    "classic": dict(total_steps=100_000),
+    "minatar": dict(
+        arch="minatar", hidden=(128,), total_steps=5_000_000, lr=2.5e-4, adam_eps=3.125e-4,
+        batch_size=32, buffer_size=100_000, learning_starts=5_000, target_update_interval=1_000,
+        epsilon_end=0.1, epsilon_fraction=0.02, eval_interval=100_000, eval_episodes=10,
+        checkpoint_interval=50_000,
+    ),
+    "atari": dict(
+        arch="nature", hidden=(512,), total_steps=10_000_000, lr=6.25e-5, adam_eps=1.5e-4,
+        batch_size=32, buffer_size=100_000, learning_starts=20_000, train_freq=4,
+        target_update_interval=8_000, epsilon_end=0.01, epsilon_fraction=0.025,
+        eval_interval=250_000, eval_episodes=5, checkpoint_interval=50_000,
+    ),
+}

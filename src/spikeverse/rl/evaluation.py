@@ -1,0 +1,162 @@
+"""The evaluation protocol of seed 001 (SPEC R-RL-EVAL), for any :class:`~spikeverse.policy.Policy`.
+
+Per episode: reset, a random number k ~ U{0..noop_max} of no-op actions (only where the game has
+a no-op action; classic control has none, and the output says so), then act epsilon-greedily
+(epsilon = 0.05) until the game ends or the episode cap is reached. The cap counts agent steps
+(after frame skip), as the seed authors' code does; by default 18,000 for Atari and the env's own
+limit otherwise. Scores are full-game, unclipped returns.
+
+Episode e is seeded from (seed, e) alone, so the result does not depend on how many
+environments run side by side. Several environments are stepped together so that a policy sees
+a batch of observations per call (this matters for spiking policies that simulate T steps).
+With ``shadow`` given, the shadow policy's greedy action on the same observation is compared
+with the acting policy's greedy action: the conversion rate CR = E / NA of seed 001 eq. 18.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from spikeverse.envs import default_eval_cap, make, noop_action
+from spikeverse.errors import SpikeverseError
+from spikeverse.policy import Policy
+
+
+@dataclass
+class EvalResult:
+    env: str
+    episodes: int
+    scores: list[float]
+    lengths: list[int]
+    epsilon: float
+    noop_max: int
+    noops_applied: bool
+    max_episode_steps: int | None
+    cap_unit: str = "agent steps (after frame skip)"
+    agreements: list[int] = field(default_factory=list)
+    decisions: list[int] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.scores, ddof=1)) if len(self.scores) > 1 else 0.0
+
+    @property
+    def conversion_rate(self) -> float | None:
+        """CR = agreeing actions / all actions, over all episodes (seed 001 eq. 18)."""
+        return float(sum(self.agreements) / sum(self.decisions)) if self.decisions and sum(self.decisions) else None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(mean=self.mean, std=self.std)
+        if self.decisions:
+            d["conversion_rate"] = self.conversion_rate
+            d["conversion_rate_per_episode"] = [a / max(n, 1) for a, n in zip(self.agreements, self.decisions)]
+        else:
+            d.pop("agreements"), d.pop("decisions")
+        return d
+
+
+class _Episode:
+    """One environment running its share of the episodes."""
+
+    def __init__(self, env, episode_ids: list[int], seed: int, noop_max: int):
+        self.env, self.queue, self.seed, self.noop_max = env, list(episode_ids), seed, noop_max
+        self.noop = noop_action(env)
+        self.obs = None
+
+    def start(self) -> bool:
+        if not self.queue:
+            return False
+        self.id = self.queue.pop(0)
+        self.rng = np.random.default_rng([self.seed, self.id])
+        self.obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
+        self.ret, self.len, self.agree, self.decisions = 0.0, 0, 0, 0
+        if self.noop is not None:
+            for _ in range(int(self.rng.integers(0, self.noop_max + 1))):
+                self.obs, r, term, trunc, _ = self.env.step(self.noop)
+                self.ret += float(r)
+                self.len += 1
+                if term or trunc:
+                    self.obs, _ = self.env.reset()
+        return True
+
+
+def evaluate(
+    policy: Policy,
+    env_id: str,
+    *,
+    episodes: int = 10,
+    epsilon: float = 0.05,
+    noop_max: int = 30,
+    max_episode_steps: int | None = None,
+    seed: int = 0,
+    num_envs: int = 8,
+    shadow: Policy | None = None,
+    env_kwargs: dict | None = None,
+    progress=None,
+) -> EvalResult:
+    """Play ``episodes`` episodes with ``policy`` under the seed 001 protocol."""
+    if episodes < 1:
+        raise SpikeverseError(f"episodes must be >= 1, got {episodes}")
+    if not 0.0 <= epsilon <= 1.0:
+        raise SpikeverseError(f"epsilon must be in [0, 1], got {epsilon}")
+    if noop_max < 0:
+        raise SpikeverseError(f"noop_max must be >= 0, got {noop_max}")
+    cap = max_episode_steps if max_episode_steps is not None else default_eval_cap(env_id)
+    k = max(1, min(num_envs, episodes))
+    runners = [
+        _Episode(make(env_id, training=False, max_episode_steps=cap, **(env_kwargs or {})),
+                 list(range(i, episodes, k)), seed, noop_max)
+        for i in range(k)
+    ]
+    num_actions = policy.num_actions
+    device = getattr(policy, "device", torch.device("cpu"))
+    results: dict[int, tuple[float, int, int, int]] = {}
+    active = [r for r in runners if r.start()]
+    while active:
+        obs = torch.as_tensor(np.stack([r.obs for r in active]), device=device)
+        with torch.no_grad():
+            greedy = policy.q_values(obs).argmax(-1).cpu().numpy()
+            shadow_greedy = shadow.q_values(obs.to(getattr(shadow, "device", device))).argmax(-1).cpu().numpy() if shadow is not None else None
+        still = []
+        for i, r in enumerate(active):
+            a = int(greedy[i])
+            if shadow_greedy is not None:
+                r.agree += int(a == int(shadow_greedy[i]))
+            if r.rng.random() < epsilon:
+                a = int(r.rng.integers(num_actions))
+            r.obs, rew, term, trunc, _ = r.env.step(a)
+            r.ret += float(rew)
+            r.len += 1
+            r.decisions += 1
+            if term or trunc:
+                results[r.id] = (r.ret, r.len, r.agree, r.decisions)
+                if progress is not None:
+                    progress.update(1)
+                if r.start():
+                    still.append(r)
+            else:
+                still.append(r)
+        active = still
+    for r in runners:
+        r.env.close()
+    order = sorted(results)
+    return EvalResult(
+        env=env_id,
+        episodes=episodes,
+        scores=[results[e][0] for e in order],
+        lengths=[results[e][1] for e in order],
+        epsilon=epsilon,
+        noop_max=noop_max,
+        noops_applied=runners[0].noop is not None,
+        max_episode_steps=cap,
+        agreements=[results[e][2] for e in order] if shadow is not None else [],
+        decisions=[results[e][3] for e in order] if shadow is not None else [],
+    )

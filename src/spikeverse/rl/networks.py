@@ -1,0 +1,154 @@
+"""Q-networks: an MLP (classic control), the MinAtar CNN and the Nature CNN, with the Rainbow
+head switches (dueling, noisy, C51) as parameters of one module (SPEC R-RL).
+
+Layouts
+- MLP: obs -> [Linear, ReLU] x len(hidden) -> head.
+- MinAtar CNN (Young & Tian 2019): Conv 16x3x3/1, ReLU, Flatten, Linear 128, ReLU -> head.
+- Nature CNN (Mnih et al. 2015): Conv 32x8x8/4, ReLU, Conv 64x4x4/2, ReLU, Conv 64x3x3/1, ReLU,
+  Flatten, Linear 512, ReLU -> head. uint8 frames are scaled by 1/255 inside ``forward``.
+
+The torso is a plain ``nn.Sequential`` of Conv2d/Linear/ReLU/Flatten so that ANN-to-SNN
+conversion can walk it layer by layer. Heads:
+- plain: Linear(h, A * atoms);
+- dueling: Q = V + (A - mean_a A) (Wang et al. 2016), V: Linear(h, atoms), A: Linear(h, A * atoms);
+- noisy: the head's linear layers are :class:`NoisyLinear` (noise on the output layer, seed 000 3.5);
+- C51: atoms > 1, softmax over atoms per action, Q(s,a) = sum_j z_j p_j(s,a).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from spikeverse.errors import SpikeverseError
+from spikeverse.rl.distributional import make_support
+from spikeverse.rl.noisy import NoisyLinear
+
+ARCHITECTURES = ("mlp", "minatar", "nature")
+
+
+@dataclass
+class NetworkSpec:
+    """Everything needed to rebuild a Q-network (saved in checkpoints)."""
+
+    arch: str
+    obs_shape: tuple[int, ...]
+    num_actions: int
+    hidden: tuple[int, ...] = (128, 128)
+    dueling: bool = False
+    noisy: bool = False
+    noisy_sigma0: float = 0.5
+    atoms: int = 1
+    v_min: float = -10.0
+    v_max: float = 10.0
+    obs_scale: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["obs_shape"] = list(self.obs_shape)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetworkSpec":
+        d = dict(d)
+        d["obs_shape"] = tuple(d["obs_shape"])
+        d["hidden"] = tuple(d.get("hidden", ()))
+        return cls(**d)
+
+
+def build_torso(spec: NetworkSpec) -> tuple[nn.Sequential, int]:
+    """The feature extractor and its output width."""
+    if spec.arch == "mlp":
+        if len(spec.obs_shape) != 1:
+            raise SpikeverseError(f"the MLP needs flat observations, got shape {tuple(spec.obs_shape)}")
+        layers: list[nn.Module] = []
+        width = spec.obs_shape[0]
+        for h in spec.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        return nn.Sequential(*layers), width
+    if len(spec.obs_shape) != 3:
+        raise SpikeverseError(f"the {spec.arch} CNN needs (C, H, W) observations, got {tuple(spec.obs_shape)}")
+    c, h, w = spec.obs_shape
+    if spec.arch == "minatar":
+        convs = [nn.Conv2d(c, 16, 3, 1), nn.ReLU()]
+        fc = spec.hidden[0] if spec.hidden else 128
+    elif spec.arch == "nature":
+        convs = [nn.Conv2d(c, 32, 8, 4), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(),
+                 nn.Conv2d(64, 64, 3, 1), nn.ReLU()]
+        fc = spec.hidden[0] if spec.hidden else 512
+    else:
+        raise SpikeverseError(f"unknown architecture '{spec.arch}' (choose from {', '.join(ARCHITECTURES)})")
+    with torch.no_grad():
+        flat = nn.Sequential(*convs, nn.Flatten())(torch.zeros(1, c, h, w)).shape[1]
+    return nn.Sequential(*convs, nn.Flatten(), nn.Linear(flat, fc), nn.ReLU()), fc
+
+
+class QNetwork(nn.Module):
+    """A Q-network with optional dueling, noisy and categorical (C51) heads.
+
+    ``forward(obs) -> Q [B, A]``; ``log_probs(obs) -> [B, A, atoms]`` when atoms > 1.
+    Implements the :class:`spikeverse.policy.Policy` interface through ``q_values``.
+    """
+
+    def __init__(self, spec: NetworkSpec):
+        super().__init__()
+        if spec.num_actions < 1:
+            raise SpikeverseError("a Q-network needs at least one action")
+        if spec.atoms < 1:
+            raise SpikeverseError("atoms must be >= 1")
+        if spec.atoms > 1 and not spec.v_min < spec.v_max:
+            raise SpikeverseError(f"C51 needs v_min < v_max, got [{spec.v_min}, {spec.v_max}]")
+        self.spec = spec
+        self.num_actions = spec.num_actions
+        self.torso, width = build_torso(spec)
+        linear = (lambda i, o: NoisyLinear(i, o, spec.noisy_sigma0)) if spec.noisy else nn.Linear
+        self.advantage = linear(width, spec.num_actions * spec.atoms)
+        self.value = linear(width, spec.atoms) if spec.dueling else None
+        if spec.atoms > 1:
+            self.register_buffer("support", make_support(spec.v_min, spec.v_max, spec.atoms))
+        else:
+            self.support = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.to(self.device, torch.float32)
+        if self.spec.obs_scale != 1.0:
+            x = x * self.spec.obs_scale
+        return self.torso(x)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Per-action outputs [B, A, atoms] (logits for C51, values otherwise).
+
+        Dueling: out = V + (A - mean_a A), applied per atom.
+        """
+        adv = self.advantage(h).view(-1, self.num_actions, self.spec.atoms)
+        if self.value is None:
+            return adv
+        v = self.value(h).view(-1, 1, self.spec.atoms)
+        return v + adv - adv.mean(dim=1, keepdim=True)
+
+    def log_probs(self, obs: torch.Tensor) -> torch.Tensor:
+        """log p_j(s, a) over the atoms, [B, A, atoms] (C51 only)."""
+        return torch.log_softmax(self.head(self.features(obs)), dim=-1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.features(obs))
+        if self.support is None:
+            return out.squeeze(-1)
+        return (out.softmax(dim=-1) * self.support).sum(-1)
+
+    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        return self(obs)
+
+    def reset_noise(self) -> None:
+        for m in self.modules():
+            if isinstance(m, NoisyLinear):
+                m.reset_noise()

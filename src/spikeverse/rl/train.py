@@ -1,0 +1,257 @@
+"""The DQN training loop: vectorised collection, replay, updates, periodic evaluation,
+atomic checkpoints, resume (SPEC R-RL-DQN; issue 2).
+
+A run directory holds config.yaml, metrics.csv and checkpoint.safetensors. Rerunning into a
+directory with a checkpoint resumes: step counter, episode counter, epsilon and PER-beta
+schedules (both are functions of the step), online and target networks, optimiser, best
+weights and RNG states are restored. The replay memory is not saved (it would be GBs for
+Atari); a resumed run refills ``learning_starts`` transitions before it updates again.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from spikeverse.device import resolve_device
+from spikeverse.envs import make_vector, real_next_obs
+from spikeverse.errors import SpikeverseError
+from spikeverse.io.checkpoint import (
+    load_checkpoint, load_module_state, optimizer_from_flat, optimizer_to_flat, prefixed,
+    save_checkpoint, unprefixed,
+)
+from spikeverse.io.rundir import CHECKPOINT, METRICS, MetricsWriter, read_config, write_config
+from spikeverse.rl.config import DQNConfig
+from spikeverse.rl.dqn import DQNAgent, network_spec
+from spikeverse.rl.evaluation import evaluate
+from spikeverse.rl.networks import NetworkSpec, QNetwork
+from spikeverse.rl.nstep import NStepAccumulator
+from spikeverse.rl.replay import PrioritizedReplayBuffer, ReplayBuffer
+from spikeverse.rl.schedules import linear_schedule
+
+METRIC_FIELDS = ["step", "episode", "episode_return", "episode_length", "loss", "epsilon", "steps_per_s", "wall_s"]
+# options that may change when a run is resumed (a longer budget, another device, ...)
+RESUMABLE_CHANGES = {"total_steps", "device", "eval_interval", "eval_episodes", "checkpoint_interval"}
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    episodes: int
+    wall_s: float
+    best_score: float | None
+    resumed_from: int
+
+
+def obs_scale_for(space) -> float:
+    """uint8 frames (Atari) are scaled to [0, 1] inside the network."""
+    return 1.0 / 255.0 if np.dtype(space.dtype) == np.uint8 else 1.0
+
+
+def _check_resumable(saved: dict, cfg: DQNConfig, run_dir: Path) -> None:
+    new = cfg.to_dict()
+    diff = sorted(k for k in new if k not in RESUMABLE_CHANGES and saved.get(k) != new[k])
+    if diff:
+        k = diff[0]
+        raise SpikeverseError(
+            f"{run_dir} holds a run with {k}={saved.get(k)!r}, not {new[k]!r}; use another --out or the same options"
+        )
+
+
+class _Log:
+    """A tqdm bar on a terminal, plain log lines every 10% otherwise (CI)."""
+
+    def __init__(self, total: int, initial: int, enabled: bool | None):
+        self.total, self.tty = total, sys.stderr.isatty() if enabled is None else enabled
+        self.next_line = initial + total // 10
+        self.bar = None
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, step: int, n: int, info: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix(info, refresh=False)
+        elif step >= self.next_line:
+            self.next_line += max(1, self.total // 10)
+            print(f"step {step}/{self.total} " + " ".join(f"{k}={v}" for k, v in info.items()), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train_dqn(
+    cfg: DQNConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train a DQN (with the switches of ``cfg``) into ``run_dir``; resume if it holds a checkpoint."""
+    cfg.validate()
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / CHECKPOINT
+    saved = None
+    if ckpt_path.exists():
+        if not resume:
+            raise SpikeverseError(f"{run_dir} already holds a checkpoint (rerun without --no-resume to continue it)")
+        saved = load_checkpoint(ckpt_path, kind="dqn")
+        _check_resumable(saved[1]["config"], cfg, run_dir)
+    elif (old := read_config(run_dir)) is not None and old.get("agent") != "dqn":
+        raise SpikeverseError(f"{run_dir} holds a '{old.get('agent')}' run; use another --out")
+    device = resolve_device(cfg.device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, {"agent": "dqn", **cfg.to_dict()})
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    envs = make_vector(cfg.env_id, cfg.num_envs, seed=cfg.seed, training=True, **(cfg.train_env_kwargs or {}))
+    obs_space = envs.single_observation_space
+    spec = network_spec(cfg, obs_space.shape, int(envs.single_action_space.n), obs_scale_for(obs_space))
+    agent = DQNAgent(cfg, spec, device)
+    step, episodes, best_score, best_state = 0, 0, -math.inf, None
+    if saved is not None:
+        tensors, meta = saved
+        load_module_state(agent.online, unprefixed("online", tensors), str(ckpt_path))
+        load_module_state(agent.target, unprefixed("target", tensors), str(ckpt_path))
+        optimizer_from_flat(agent.optimizer, unprefixed("optim", tensors), meta["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        rng.bit_generator.state = meta["numpy_rng"]
+        step, episodes = meta["step"], meta["episodes"]
+        if meta.get("best_score") is not None:
+            best_score, best_state = meta["best_score"], unprefixed("best", tensors)
+    resumed_from = step
+
+    buffer_cls = PrioritizedReplayBuffer if cfg.per else ReplayBuffer
+    buffer_kwargs = dict(alpha=cfg.per_alpha, eps=cfg.per_eps) if cfg.per else {}
+    buffer = buffer_cls(cfg.buffer_size, obs_space.shape, obs_space.dtype, seed=cfg.seed + step, **buffer_kwargs)
+    nstep = NStepAccumulator(cfg.num_envs, cfg.nstep, cfg.gamma)
+    metrics = MetricsWriter(run_dir / METRICS, METRIC_FIELDS)
+    if saved is not None:
+        metrics.truncate_after(step)
+
+    def checkpoint() -> None:
+        opt_tensors, opt_meta = optimizer_to_flat(agent.optimizer)
+        tensors = {
+            **prefixed("online", agent.online.state_dict()),
+            **prefixed("target", agent.target.state_dict()),
+            **prefixed("optim", opt_tensors),
+            "rng.torch": torch.get_rng_state(),
+        }
+        if best_state is not None:
+            tensors.update(prefixed("best", best_state))
+        meta = {
+            "kind": "dqn", "env_id": cfg.env_id, "config": cfg.to_dict(), "network": spec.to_dict(),
+            "step": step, "episodes": episodes, "optimizer": opt_meta,
+            "numpy_rng": rng.bit_generator.state,
+            "best_score": None if best_state is None else best_score,
+            "best_step": best_step,
+        }
+        save_checkpoint(ckpt_path, tensors, meta)
+        if on_checkpoint is not None:
+            on_checkpoint(step)
+
+    best_step = saved[1].get("best_step") if saved is not None else None
+    learn_start = step + cfg.learning_starts if saved is not None else cfg.learning_starts
+    eps_steps = int(cfg.epsilon_fraction * cfg.total_steps)
+    n = cfg.num_envs
+    obs, _ = envs.reset(seed=cfg.seed + step)
+    ep_ret = np.zeros(n)
+    ep_len = np.zeros(n, dtype=np.int64)
+    losses: deque[float] = deque(maxlen=100)
+    t0, step0 = time.perf_counter(), step
+    log = _Log(cfg.total_steps, step, progress)
+    try:
+        while step < cfg.total_steps:
+            epsilon = 0.0 if cfg.noisy else linear_schedule(cfg.epsilon_start, cfg.epsilon_end, eps_steps, step)
+            actions = agent.act(obs, epsilon, rng)
+            nxt, rew, term, trunc, infos = envs.step(actions)
+            done = term | trunc
+            batch = nstep.push(obs, actions, rew, real_next_obs(nxt, infos, done), term, trunc)
+            if batch is not None:
+                buffer.add(**batch)
+            obs = nxt
+            step += n
+            ep_ret += rew
+            ep_len += 1
+            loss_now = float(np.mean(losses)) if losses else float("nan")
+            sps = (step - step0) / max(time.perf_counter() - t0, 1e-9)
+            for i in np.flatnonzero(done):
+                episodes += 1
+                metrics.write(dict(step=step, episode=episodes, episode_return=float(ep_ret[i]),
+                                   episode_length=int(ep_len[i]), loss=round(loss_now, 6), epsilon=round(epsilon, 4),
+                                   steps_per_s=round(sps, 1), wall_s=round(time.perf_counter() - t0, 2)))
+                ep_ret[i], ep_len[i] = 0.0, 0
+            if step >= learn_start and len(buffer) >= cfg.batch_size and (step // n) % cfg.train_freq == 0:
+                beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, step)
+                for _ in range(cfg.gradient_steps):
+                    sample = buffer.sample(cfg.batch_size, beta=beta)
+                    loss, priorities = agent.update(sample)
+                    buffer.update_priorities(sample["indices"], priorities)
+                    losses.append(loss)
+                if not math.isfinite(loss):
+                    raise SpikeverseError(f"training diverged at step {step} (loss {loss}); try a smaller --lr")
+                if cfg.tau < 1.0:
+                    agent.update_target()
+            if cfg.tau == 1.0 and step % cfg.target_update_interval < n:
+                agent.update_target()
+            if cfg.eval_interval and step >= learn_start and step % cfg.eval_interval < n:
+                score = _quick_eval(agent.online, cfg, step)
+                if score >= best_score:
+                    best_score, best_step = score, step
+                    best_state = {k: v.detach().clone() for k, v in agent.online.state_dict().items()}
+            if step % cfg.checkpoint_interval < n:
+                checkpoint()
+            log.update(step, n, {"eps": round(epsilon, 3), "loss": round(loss_now, 4), "sps": int(sps),
+                                 "episodes": episodes})
+        if cfg.eval_interval:
+            score = _quick_eval(agent.online, cfg, step)
+            if score >= best_score:
+                best_score, best_step = score, step
+                best_state = {k: v.detach().clone() for k, v in agent.online.state_dict().items()}
+        checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()
+        raise
+    finally:
+        log.close()
+        metrics.close()
+        envs.close()
+    return TrainResult(run_dir, step, episodes, time.perf_counter() - t0,
+                       None if best_state is None else best_score, resumed_from)
+
+
+def _quick_eval(net: QNetwork, cfg: DQNConfig, step: int) -> float:
+    """Model selection during training: the evaluation protocol on a few fresh episodes."""
+    net.eval()
+    try:
+        res = evaluate(net, cfg.env_id, episodes=cfg.eval_episodes, seed=10_000 + step, num_envs=cfg.eval_episodes)
+    finally:
+        net.train()
+    return res.mean
+
+
+def load_dqn(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> tuple[QNetwork, dict]:
+    """The Q-network of a DQN run (``best`` weights when the run kept them, else the last),
+    in eval mode, and the checkpoint metadata (with ``meta['weights']`` = which was loaded)."""
+    path = Path(run_dir)
+    tensors, meta = load_checkpoint(path, kind="dqn")
+    spec = NetworkSpec.from_dict(meta["network"])
+    net = QNetwork(spec)
+    prefix = "best" if which == "best" and any(k.startswith("best.") for k in tensors) else "online"
+    load_module_state(net, unprefixed(prefix, tensors), str(path))
+    meta["weights"] = prefix
+    return net.to(torch.device(device)).eval(), meta
