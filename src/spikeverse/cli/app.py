@@ -20,7 +20,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from spikeverse.cli import evaluate, train  # noqa: F401  (commands register on import)
+    from spikeverse.cli import evaluate, run, train  # noqa: F401  (commands register on import)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,8 @@ def train(
     rainbow: bool = typer.Option(False, "--rainbow", help="All Rainbow parts on (double, per, dueling, n-step 3, noisy, c51)."),
     lr: Optional[float] = typer.Option(None, help="Learning rate."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (default per env)."),
+    eval_every: Optional[int] = typer.Option(None, help="Steps between model-selection evaluations (0 = off)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the run directory's checkpoint."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -54,6 +56,7 @@ def train(
         cfg = DQNConfig.for_env(
             env, seed=seed, total_steps=steps, num_envs=num_envs, double=double, per=per, dueling=dueling,
             nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device,
+            checkpoint_interval=checkpoint_every, eval_interval=eval_every,
         )
         res = train_dqn(cfg, out, resume=resume, progress=progress)
         summary = {"run_dir": str(res.run_dir), "env": env, "agent": "dqn", "steps": res.steps,

@@ -1,0 +1,52 @@
+"""Figures (matplotlib, Agg backend: no screen needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def learning_curve(steps: Sequence[float], returns: Sequence[float], path: str | Path, *, title: str = "",
+                   window: int = 20) -> Path:
+    """Episode return against environment steps, with a moving average over ``window`` episodes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    steps, returns = np.asarray(steps, float), np.asarray(returns, float)
+    ax.plot(steps, returns, lw=0.6, alpha=0.4, label="episode return")
+    if len(returns) >= window:
+        avg = np.convolve(returns, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], avg, lw=1.8, label=f"mean of last {window}")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("return")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def score_distributions(samples: dict[str, Sequence[float]], path: str | Path, *, title: str = "") -> Path:
+    """Histograms of per-episode scores, one per agent (seed 000 Fig. 24: ANN vs SNN)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    allv = np.concatenate([np.asarray(v, float) for v in samples.values()])
+    bins = np.linspace(allv.min() - 0.5, allv.max() + 0.5, 21) if len(allv) else 10
+    for name, v in samples.items():
+        ax.hist(v, bins=bins, alpha=0.55, label=f"{name} (mean {np.mean(v):.1f})")
+    ax.set_xlabel("episode score")
+    ax.set_ylabel("episodes")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

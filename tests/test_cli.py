@@ -1,0 +1,122 @@
+"""The command line: train -> evaluate -> resume, crash safety, one-line errors with exit code 2."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from spikeverse.cli.app import main
+from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
+from spikeverse.io.rundir import read_metrics
+
+FAST = ["--env", "CartPole-v1", "--eval-every", "0", "--device", "cpu", "--no-progress"]
+
+
+def run_cli(capsys, *args):
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_train_evaluate_and_resume(tmp_path, capsys):
+    d = tmp_path / "run"
+    rc, out, _ = run_cli(capsys, "train", *FAST, "--steps", 1500, "--out", d, "--json")
+    assert rc == 0
+    summary = json.loads(out)
+    assert summary["steps"] == 1500 and summary["resumed_from"] == 0
+    assert (d / "config.yaml").is_file() and (d / "checkpoint.safetensors").is_file()
+    cfg_text = (d / "config.yaml").read_text()
+    for key in ("gamma:", "buffer_size:", "target_update_interval:", "double: false", "nstep: 1"):
+        assert key in cfg_text  # every default is written out
+    rows = read_metrics(d)
+    assert rows and set(rows[0]) >= {"step", "episode_return", "loss", "epsilon", "steps_per_s"}
+
+    rc, out, _ = run_cli(capsys, "evaluate", d, "--episodes", 3, "--json")
+    assert rc == 0
+    res = json.loads(out)
+    assert {"env", "episodes", "mean", "std", "scores"} <= set(res)
+    assert res["env"] == "CartPole-v1" and len(res["scores"]) == 3
+
+    _, meta = load_checkpoint(d / "checkpoint.safetensors")
+    eps_before = meta["step"]
+    rc, out, _ = run_cli(capsys, "train", *FAST, "--steps", 2500, "--out", d, "--json")
+    assert rc == 0
+    summary = json.loads(out)
+    assert summary["resumed_from"] == eps_before == 1500 and summary["steps"] == 2500
+    steps = [int(r["step"]) for r in read_metrics(d)]
+    assert steps == sorted(steps) and steps[-1] <= 2500
+    # the optimiser state went on: Adam's step counter counts updates of both segments
+    tensors, meta = load_checkpoint(d / "checkpoint.safetensors")
+    adam_steps = [v for k, v in tensors.items() if k.endswith(".step")]
+    assert adam_steps and float(adam_steps[0]) > 1500 - 1000
+
+
+def test_resume_with_other_options_is_refused(tmp_path, capsys):
+    d = tmp_path / "run"
+    assert run_cli(capsys, "train", *FAST, "--steps", 300, "--out", d)[0] == 0
+    rc, _, err = run_cli(capsys, "train", *FAST, "--steps", 600, "--out", d, "--double")
+    assert rc == 2 and "double" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--env", "NoSuchEnv-v9"], "unknown environment"),
+        (["train", "--env", "CartPole-v1", "--steps", "-5"], "steps"),
+        (["train", "--env", "CartPole-v1", "--nstep", "0"], "nstep"),
+        (["train", "--env", "CartPole-v1", "--steps", "abc"], "steps"),
+        (["train", "--env", "CartPole-v1", "--device", "tpu"], "device"),
+        (["evaluate", "/nonexistent/run"], "no run directory"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(capsys, args, message):
+    rc, _, err = run_cli(capsys, *args)
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_bad_checkpoints(tmp_path, capsys):
+    d = tmp_path / "run"
+    assert run_cli(capsys, "train", *FAST, "--steps", 300, "--out", d)[0] == 0
+    ckpt = d / "checkpoint.safetensors"
+    good = ckpt.read_bytes()
+    # architecture mismatch: the metadata says one hidden width, the tensors have another
+    tensors, meta = load_checkpoint(ckpt)
+    meta["network"]["hidden"] = [64, 64]
+    save_checkpoint(ckpt, tensors, {k: v for k, v in meta.items() if k not in ("format", "version")})
+    rc, _, err = run_cli(capsys, "evaluate", d)
+    assert rc == 2 and "architecture mismatch" in err and len(err.strip().splitlines()) == 1
+    ckpt.write_bytes(good[:1000])  # truncated
+    rc, _, err = run_cli(capsys, "evaluate", d)
+    assert rc == 2 and "truncated" in err
+    ckpt.write_bytes(good[:1000])
+    rc, _, err = run_cli(capsys, "train", *FAST, "--steps", 600, "--out", d)
+    assert rc == 2 and "truncated" in err
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "spikeverse")
+    p = subprocess.run([exe, "train", "--env", "Nope-v0"], capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().startswith("error: unknown environment")
+
+
+def test_sigkill_always_leaves_a_loadable_checkpoint(tmp_path):
+    d = tmp_path / "run"
+    exe = os.path.join(os.path.dirname(sys.executable), "spikeverse")
+    cmd = [exe, "train", *FAST, "--steps", "400000", "--checkpoint-every", "50", "--out", str(d)]
+    last_step = 0
+    for delay in (2.0, 2.3, 2.7):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        _, meta = load_checkpoint(d / "checkpoint.safetensors")  # never raises
+        assert meta["step"] >= last_step  # each run resumed from the previous one
+        last_step = meta["step"]
+    assert last_step > 0
