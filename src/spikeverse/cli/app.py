@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from spikeverse.errors import SpikeverseError
@@ -32,17 +31,21 @@ def main(argv: list[str] | None = None) -> int:
     except SpikeverseError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except click.exceptions.NoArgsIsHelpError:
-        return 0
-    except click.UsageError as e:
-        print(f"error: {e.format_message().splitlines()[0]}", file=sys.stderr)
-        return 2
-    except click.exceptions.Abort:
-        print("interrupted", file=sys.stderr)
-        return 130
     except KeyboardInterrupt:
         print("interrupted (checkpoint saved)", file=sys.stderr)
         return 130
+    except Exception as e:
+        # usage errors of the click layer under Typer (vendored in recent Typer releases, so
+        # matched by shape rather than by class): one line, their exit code (2)
+        if type(e).__name__ == "NoArgsIsHelpError":
+            return 0
+        if type(e).__name__ == "Abort":
+            print("interrupted", file=sys.stderr)
+            return 130
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):
+            print(f"error: {e.format_message().splitlines()[0]}", file=sys.stderr)
+            return int(e.exit_code) or 2
+        raise
 
 
 if __name__ == "__main__":
