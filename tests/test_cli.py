@@ -124,3 +124,12 @@ def test_sigkill_always_leaves_a_loadable_checkpoint(tmp_path):
         _, meta = load_checkpoint(ckpt)  # raises if the kill left a broken file
         assert meta["step"] > last_step  # each run resumed from the previous one and went on
         last_step = meta["step"]
+
+
+def test_default_cartpole_agent_balances(tmp_path, capsys):
+    """`spikeverse train --env CartPole-v1` with no other flag solves it (about 40 s)."""
+    d = tmp_path / "cp"
+    assert run_cli(capsys, "train", "--env", "CartPole-v1", "--out", d, "--no-progress")[0] == 0
+    rc, out, _ = run_cli(capsys, "evaluate", d, "--episodes", 10, "--json", "--seed", 123)
+    res = json.loads(out)
+    assert rc == 0 and res["mean"] >= 475, res["scores"]

