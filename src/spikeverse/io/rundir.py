@@ -2,6 +2,7 @@
 
     DIR/config.yaml            the resolved configuration, every default written out
     DIR/metrics.csv            one row per finished training episode
+    DIR/evals.csv              one row per model-selection evaluation during training
     DIR/checkpoint.safetensors weights, optimizer, counters, RNG states (see io.checkpoint)
     DIR/figures/               plots
 """
@@ -20,6 +21,7 @@ from spikeverse.io.checkpoint import atomic_write_text
 
 CONFIG = "config.yaml"
 METRICS = "metrics.csv"
+EVALS = "evals.csv"
 CHECKPOINT = "checkpoint.safetensors"
 
 

@@ -28,7 +28,7 @@ from spikeverse.io.checkpoint import (
     load_checkpoint, load_module_state, optimizer_from_flat, optimizer_to_flat, prefixed,
     save_checkpoint, unprefixed,
 )
-from spikeverse.io.rundir import CHECKPOINT, METRICS, MetricsWriter, read_config, write_config
+from spikeverse.io.rundir import CHECKPOINT, EVALS, METRICS, MetricsWriter, read_config, write_config
 from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.dqn import DQNAgent, network_spec
 from spikeverse.rl.evaluation import evaluate
@@ -37,6 +37,7 @@ from spikeverse.rl.nstep import NStepAccumulator
 from spikeverse.rl.replay import PrioritizedReplayBuffer, ReplayBuffer
 from spikeverse.rl.schedules import linear_schedule
 
+EVAL_FIELDS = ["step", "mean", "std", "episodes", "wall_s"]
 METRIC_FIELDS = ["step", "episode", "episode_return", "episode_length", "loss", "epsilon", "steps_per_s", "wall_s"]
 # options that may change when a run is resumed (a longer budget, another device, ...)
 RESUMABLE_CHANGES = {"total_steps", "device", "eval_interval", "eval_episodes", "checkpoint_interval"}
@@ -79,13 +80,15 @@ class _Log:
 
             self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr)
 
-    def update(self, step: int, n: int, info: dict[str, Any]) -> None:
+    def update(self, step: int, n: int, info: Callable[[], dict[str, Any]]) -> None:
+        """Advance by ``n`` steps; ``info()`` (called only when shown) gives the fields to show."""
         if self.bar is not None:
             self.bar.update(n)
-            self.bar.set_postfix(info, refresh=False)
+            if step % 1000 < n:
+                self.bar.set_postfix(info(), refresh=False)
         elif step >= self.next_line:
             self.next_line += max(1, self.total // 10)
-            print(f"step {step}/{self.total} " + " ".join(f"{k}={v}" for k, v in info.items()), file=sys.stderr, flush=True)
+            print(f"step {step}/{self.total} " + " ".join(f"{k}={v}" for k, v in info().items()), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -99,8 +102,13 @@ def train_dqn(
     resume: bool = True,
     progress: bool | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
+    time_budget_s: float | None = None,
 ) -> TrainResult:
-    """Train a DQN (with the switches of ``cfg``) into ``run_dir``; resume if it holds a checkpoint."""
+    """Train a DQN (with the switches of ``cfg``) into ``run_dir``; resume if it holds a checkpoint.
+
+    ``time_budget_s`` stops this call after that much wall time (with a checkpoint), so a rerun
+    continues; the schedules still run over ``cfg.total_steps``.
+    """
     cfg.validate()
     run_dir = Path(run_dir)
     ckpt_path = run_dir / CHECKPOINT
@@ -122,7 +130,7 @@ def train_dqn(
     obs_space = envs.single_observation_space
     spec = network_spec(cfg, obs_space.shape, int(envs.single_action_space.n), obs_scale_for(obs_space))
     agent = DQNAgent(cfg, spec, device)
-    step, episodes, best_score, best_state = 0, 0, -math.inf, None
+    step, episodes, best_score, best_step, best_state = 0, 0, -math.inf, None, None
     if saved is not None:
         tensors, meta = saved
         load_module_state(agent.online, unprefixed("online", tensors), str(ckpt_path))
@@ -132,7 +140,7 @@ def train_dqn(
         rng.bit_generator.state = meta["numpy_rng"]
         step, episodes = meta["step"], meta["episodes"]
         if meta.get("best_score") is not None:
-            best_score, best_state = meta["best_score"], unprefixed("best", tensors)
+            best_score, best_step, best_state = meta["best_score"], meta["best_step"], unprefixed("best", tensors)
     resumed_from = step
 
     buffer_cls = PrioritizedReplayBuffer if cfg.per else ReplayBuffer
@@ -140,8 +148,20 @@ def train_dqn(
     buffer = buffer_cls(cfg.buffer_size, obs_space.shape, obs_space.dtype, seed=cfg.seed + step, **buffer_kwargs)
     nstep = NStepAccumulator(cfg.num_envs, cfg.nstep, cfg.gamma)
     metrics = MetricsWriter(run_dir / METRICS, METRIC_FIELDS)
+    evals = MetricsWriter(run_dir / EVALS, EVAL_FIELDS)
     if saved is not None:
         metrics.truncate_after(step)
+        evals.truncate_after(step)
+
+    def select_best() -> None:
+        """Evaluate the online network; keep its weights if they are the best so far."""
+        nonlocal best_score, best_step, best_state
+        res = _quick_eval(agent.online, cfg, step)
+        evals.write(dict(step=step, mean=res.mean, std=round(res.std, 3), episodes=len(res.scores),
+                         wall_s=round(time.perf_counter() - t0, 2)))
+        if res.mean >= best_score:
+            best_score, best_step = res.mean, step
+            best_state = {k: v.detach().clone() for k, v in agent.online.state_dict().items()}
 
     def checkpoint() -> None:
         opt_tensors, opt_meta = optimizer_to_flat(agent.optimizer)
@@ -164,7 +184,6 @@ def train_dqn(
         if on_checkpoint is not None:
             on_checkpoint(step)
 
-    best_step = saved[1].get("best_step") if saved is not None else None
     learn_start = step + cfg.learning_starts if saved is not None else cfg.learning_starts
     eps_steps = int(cfg.epsilon_fraction * cfg.total_steps)
     n = cfg.num_envs
@@ -187,13 +206,13 @@ def train_dqn(
             step += n
             ep_ret += rew
             ep_len += 1
-            loss_now = float(np.mean(losses)) if losses else float("nan")
-            sps = (step - step0) / max(time.perf_counter() - t0, 1e-9)
             for i in np.flatnonzero(done):
                 episodes += 1
+                wall = time.perf_counter() - t0
                 metrics.write(dict(step=step, episode=episodes, episode_return=float(ep_ret[i]),
-                                   episode_length=int(ep_len[i]), loss=round(loss_now, 6), epsilon=round(epsilon, 4),
-                                   steps_per_s=round(sps, 1), wall_s=round(time.perf_counter() - t0, 2)))
+                                   episode_length=int(ep_len[i]), loss=round(_mean(losses), 6),
+                                   epsilon=round(epsilon, 4), steps_per_s=round((step - step0) / wall, 1),
+                                   wall_s=round(wall, 2)))
                 ep_ret[i], ep_len[i] = 0.0, 0
             if step >= learn_start and len(buffer) >= cfg.batch_size and (step // n) % cfg.train_freq == 0:
                 beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, step)
@@ -209,19 +228,15 @@ def train_dqn(
             if cfg.tau == 1.0 and step % cfg.target_update_interval < n:
                 agent.update_target()
             if cfg.eval_interval and step >= learn_start and step % cfg.eval_interval < n:
-                score = _quick_eval(agent.online, cfg, step)
-                if score >= best_score:
-                    best_score, best_step = score, step
-                    best_state = {k: v.detach().clone() for k, v in agent.online.state_dict().items()}
+                select_best()
             if step % cfg.checkpoint_interval < n:
                 checkpoint()
-            log.update(step, n, {"eps": round(epsilon, 3), "loss": round(loss_now, 4), "sps": int(sps),
-                                 "episodes": episodes})
-        if cfg.eval_interval:
-            score = _quick_eval(agent.online, cfg, step)
-            if score >= best_score:
-                best_score, best_step = score, step
-                best_state = {k: v.detach().clone() for k, v in agent.online.state_dict().items()}
+            if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
+                break
+            log.update(step, n, lambda: {"eps": round(epsilon, 3), "loss": round(_mean(losses), 4),
+                                         "sps": int((step - step0) / (time.perf_counter() - t0)), "episodes": episodes})
+        if cfg.eval_interval and step >= cfg.total_steps and step % cfg.eval_interval >= n:
+            select_best()  # the final weights compete too (unless just evaluated in the loop)
         checkpoint()
     except KeyboardInterrupt:
         checkpoint()
@@ -229,19 +244,23 @@ def train_dqn(
     finally:
         log.close()
         metrics.close()
+        evals.close()
         envs.close()
     return TrainResult(run_dir, step, episodes, time.perf_counter() - t0,
                        None if best_state is None else best_score, resumed_from)
 
 
-def _quick_eval(net: QNetwork, cfg: DQNConfig, step: int) -> float:
+def _mean(values) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _quick_eval(net: QNetwork, cfg: DQNConfig, step: int):
     """Model selection during training: the evaluation protocol on a few fresh episodes."""
     net.eval()
     try:
-        res = evaluate(net, cfg.env_id, episodes=cfg.eval_episodes, seed=10_000 + step, num_envs=cfg.eval_episodes)
+        return evaluate(net, cfg.env_id, episodes=cfg.eval_episodes, seed=10_000 + step, num_envs=cfg.eval_episodes)
     finally:
         net.train()
-    return res.mean
 
 
 def load_dqn(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> tuple[QNetwork, dict]:
