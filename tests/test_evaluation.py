@@ -1,0 +1,74 @@
+"""The seed 001 evaluation protocol and the conversion-rate bookkeeping."""
+
+import numpy as np
+import pytest
+import torch
+
+from spikeverse.errors import SpikeverseError
+from spikeverse.rl.evaluation import evaluate
+
+
+class ConstantPolicy:
+    """Always prefers ``action``; counts the observations it saw."""
+
+    def __init__(self, num_actions: int, action: int):
+        self.num_actions, self.action, self.seen = num_actions, action, 0
+        self.device = torch.device("cpu")
+
+    def q_values(self, obs):
+        self.seen += len(obs)
+        q = torch.zeros(len(obs), self.num_actions)
+        q[:, self.action] = 1.0
+        return q
+
+
+class PolePolicy:
+    """A decent CartPole controller: push toward the side the pole leans to."""
+
+    num_actions = 2
+    device = torch.device("cpu")
+
+    def q_values(self, obs):
+        lean = obs[:, 2] + 0.5 * obs[:, 3]
+        return torch.stack([-lean, lean], dim=1)
+
+
+def test_noops_cap_and_episode_count_on_minatar():
+    res = evaluate(ConstantPolicy(3, 0), "MinAtar/Breakout", episodes=6, max_episode_steps=40, seed=0, num_envs=3)
+    assert res.noops_applied and len(res.scores) == 6
+    assert max(res.lengths) <= 40  # the cap counts agent steps (no-ops included)
+    assert res.max_episode_steps == 40 and "agent steps" in res.cap_unit
+
+
+def test_classic_control_has_no_noops():
+    res = evaluate(PolePolicy(), "CartPole-v1", episodes=3, seed=0)
+    assert not res.noops_applied
+    assert res.mean > 100  # the controller balances for a while, epsilon 0.05 notwithstanding
+
+
+def test_result_does_not_depend_on_parallel_envs():
+    a = evaluate(PolePolicy(), "CartPole-v1", episodes=5, seed=3, num_envs=1)
+    b = evaluate(PolePolicy(), "CartPole-v1", episodes=5, seed=3, num_envs=5)
+    assert a.scores == b.scores
+
+
+def test_epsilon_changes_the_play():
+    greedy = evaluate(PolePolicy(), "CartPole-v1", episodes=4, seed=0, epsilon=0.0)
+    random = evaluate(PolePolicy(), "CartPole-v1", episodes=4, seed=0, epsilon=1.0)
+    assert greedy.mean > 3 * random.mean
+
+
+def test_conversion_rate_with_a_shadow_policy():
+    same = evaluate(PolePolicy(), "CartPole-v1", episodes=2, seed=0, shadow=PolePolicy())
+    assert same.conversion_rate == 1.0
+    opposite = evaluate(ConstantPolicy(2, 0), "CartPole-v1", episodes=2, seed=0, shadow=ConstantPolicy(2, 1))
+    assert opposite.conversion_rate == 0.0
+    d = opposite.to_dict()
+    assert d["conversion_rate"] == 0.0 and len(d["conversion_rate_per_episode"]) == 2
+
+
+def test_bad_arguments():
+    with pytest.raises(SpikeverseError):
+        evaluate(PolePolicy(), "CartPole-v1", episodes=0)
+    with pytest.raises(SpikeverseError):
+        evaluate(PolePolicy(), "CartPole-v1", epsilon=1.5)
