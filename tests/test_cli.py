@@ -31,7 +31,7 @@ def test_train_evaluate_and_resume(tmp_path, capsys):
     assert summary["steps"] == 1500 and summary["resumed_from"] == 0
     assert (d / "config.yaml").is_file() and (d / "checkpoint.safetensors").is_file()
     cfg_text = (d / "config.yaml").read_text()
-    for key in ("gamma:", "buffer_size:", "target_update_interval:", "double: false", "nstep: 1"):
+    for key in ("gamma:", "buffer_size:", "target_update_interval:", "dueling: false", "nstep: 1"):
         assert key in cfg_text  # every default is written out
     rows = read_metrics(d)
     assert rows and set(rows[0]) >= {"step", "episode_return", "loss", "epsilon", "steps_per_s"}
@@ -42,25 +42,27 @@ def test_train_evaluate_and_resume(tmp_path, capsys):
     assert {"env", "episodes", "mean", "std", "scores"} <= set(res)
     assert res["env"] == "CartPole-v1" and len(res["scores"]) == 3
 
-    _, meta = load_checkpoint(d / "checkpoint.safetensors")
-    eps_before = meta["step"]
-    rc, out, _ = run_cli(capsys, "train", *FAST, "--steps", 2500, "--out", d, "--json")
+    def adam_step() -> float:
+        tensors, _ = load_checkpoint(d / "checkpoint.safetensors")
+        return float(next(v for k, v in tensors.items() if k.startswith("optim.") and k.endswith(".step")))
+
+    updates_before = adam_step()  # one update every 2 steps from learning_starts (1000) to 1500
+    rc, out, _ = run_cli(capsys, "train", *FAST, "--steps", 4000, "--out", d, "--json")
     assert rc == 0
     summary = json.loads(out)
-    assert summary["resumed_from"] == eps_before == 1500 and summary["steps"] == 2500
+    assert summary["resumed_from"] == 1500 and summary["steps"] == 4000
     steps = [int(r["step"]) for r in read_metrics(d)]
-    assert steps == sorted(steps) and steps[-1] <= 2500
-    # the optimiser state went on: Adam's step counter counts updates of both segments
-    tensors, meta = load_checkpoint(d / "checkpoint.safetensors")
-    adam_steps = [v for k, v in tensors.items() if k.endswith(".step")]
-    assert adam_steps and float(adam_steps[0]) > 1500 - 1000
+    assert steps == sorted(steps) and steps[-1] <= 4000
+    # the optimiser went on from its saved state; the resumed run refills 1000 steps before updating
+    assert updates_before == len(range(1000, 1501, 2))
+    assert adam_step() == updates_before + len(range(2500, 4001, 2))
 
 
 def test_resume_with_other_options_is_refused(tmp_path, capsys):
     d = tmp_path / "run"
     assert run_cli(capsys, "train", *FAST, "--steps", 300, "--out", d)[0] == 0
-    rc, _, err = run_cli(capsys, "train", *FAST, "--steps", 600, "--out", d, "--double")
-    assert rc == 2 and "double" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = run_cli(capsys, "train", *FAST, "--steps", 600, "--out", d, "--dueling")
+    assert rc == 2 and "dueling" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -133,3 +135,12 @@ def test_default_cartpole_agent_balances(tmp_path, capsys):
     rc, out, _ = run_cli(capsys, "evaluate", d, "--episodes", 10, "--json", "--seed", 123)
     res = json.loads(out)
     assert rc == 0 and res["mean"] >= 475, res["scores"]
+
+
+def test_tabular_taxi_through_the_cli(tmp_path, capsys):
+    d = tmp_path / "taxi"
+    rc, out, _ = run_cli(capsys, "train", "--env", "Taxi-v3", "--out", d, "--json")
+    assert rc == 0 and json.loads(out)["agent"] == "tabular"
+    rc, out, _ = run_cli(capsys, "evaluate", d, "--episodes", 100, "--epsilon", 0, "--json")
+    res = json.loads(out)
+    assert rc == 0 and res["agent"] == "tabular" and res["mean"] >= 7

@@ -48,7 +48,7 @@ def train(
         from spikeverse.rl.tabular import TabularConfig, train_tabular_run
 
         cfg = TabularConfig.for_env(env, seed=seed, episodes=steps)
-        summary = train_tabular_run(cfg, out, resume=resume)
+        summary = train_tabular_run(cfg, env, out, resume=resume)
     elif agent == "dqn":
         from spikeverse.rl.config import DQNConfig
         from spikeverse.rl.train import train_dqn
