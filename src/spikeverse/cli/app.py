@@ -19,7 +19,15 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from spikeverse.cli import evaluate, run, train  # noqa: F401  (commands register on import)
+    """Import every command module of this package; each registers its commands on ``app``."""
+    import importlib
+    import pkgutil
+
+    import spikeverse.cli as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name not in ("app", "__main__"):
+            importlib.import_module(f"spikeverse.cli.{mod.name}")
 
 
 def main(argv: list[str] | None = None) -> int:
