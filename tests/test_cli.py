@@ -99,6 +99,11 @@ def test_bad_checkpoints(tmp_path, capsys):
     ckpt.write_bytes(good[:1000])
     rc, _, err = run_cli(capsys, "train", *FAST, "--steps", 600, "--out", d)
     assert rc == 2 and "truncated" in err
+    from safetensors.torch import save_file
+
+    save_file({"weight": torch.ones(2, 2)}, str(ckpt))  # a foreign safetensors file
+    rc, _, err = run_cli(capsys, "evaluate", d)
+    assert rc == 2 and "not a spikeverse checkpoint" in err
 
 
 def test_console_script_error_has_no_traceback(tmp_path):
