@@ -96,7 +96,7 @@ def main() -> None:
     lines += [f"| {r['seed']} | {r['eval_mean']:.1f} | {r['eval_std']:.1f} | {r['wall_s']} |" for r in rows]
     lines += ["", f"solved (>= 475): {out['solved']}/{len(rows)}; median wall time {out['median_wall_s']} s"]
     if peer:
-        lines += ["", "SB3 DQN (rl-zoo hyperparameters), same seeds and protocol:", "",
+        lines += ["", "SB3 DQN (rl-zoo hyperparameters, its final weights: SB3 has no model selection unless an EvalCallback is added; ours keep the best of the periodic evaluations), same seeds and protocol:", "",
                   "| seed | eval mean | wall s |", "|---|---|---|"]
         lines += [f"| {r['seed']} | {r['eval_mean']:.1f} | {r['wall_s']} |" for r in peer]
         lines += ["", f"wall-time ratio spikeverse / SB3 (medians): {out['wall_ratio_spikeverse_over_sb3']}"]
