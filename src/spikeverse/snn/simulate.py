@@ -40,10 +40,21 @@ def split_segments(layers: Sequence[nn.Module]) -> list[tuple[bool, list[nn.Modu
     return segments
 
 
-def _fold(fn, x: torch.Tensor) -> torch.Tensor:
+# On CPU a convolution over thousands of folded images is slower than over a few hundred
+# (its unfolded input no longer fits in cache): fold convolutions in chunks of about this many
+# samples (measured on the Nature CNN: 2x faster than one fold of T=100 x B=8).
+CPU_CONV_FOLD = 256
+
+
+def _fold(fn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Apply a stateless ``fn`` to [T, B, ...] with time folded into the batch."""
     T, B = x.shape[:2]
-    y = fn(x.reshape(T * B, *x.shape[2:]))
+    flat = x.reshape(T * B, *x.shape[2:])
+    has_conv = any(isinstance(m, nn.Conv2d) for m in fn.modules())
+    if x.device.type == "cpu" and has_conv and T * B > CPU_CONV_FOLD:
+        y = torch.cat([fn(c) for c in flat.split(max(B, CPU_CONV_FOLD // B * B))])
+    else:
+        y = fn(flat)
     return y.reshape(T, B, *y.shape[1:])
 
 
