@@ -3,8 +3,9 @@
 The stack is a sequence of modules; *stateful* ones (spiking neurons: anything with a
 ``multi_step`` method) keep a membrane potential across steps, *stateless* ones (Conv2d,
 Linear, Flatten, pooling, ...) do not. A window runs segment by segment:
-- consecutive stateless layers run once on the whole window with time folded into the batch,
-  [T, B, ...] -> [T*B, ...] -> [T, B, ...] (one big GEMM instead of T small ones);
+- consecutive stateless layers run with time folded into the batch, [T, B, ...] -> [T*B, ...]
+  -> [T, B, ...] (one big GEMM instead of T small ones; on CPU in chunks of time steps, the
+  whole network per chunk, which keeps the working set in cache);
 - a stateful layer runs its own tight loop over T (``multi_step``);
 - with a constant (analog) input the stateless layers before the first neuron run once on
   [B, ...] and the result is broadcast over T without a copy (seed 001's analog input current).
@@ -40,22 +41,25 @@ def split_segments(layers: Sequence[nn.Module]) -> list[tuple[bool, list[nn.Modu
     return segments
 
 
-# On CPU a convolution over thousands of folded images is slower than over a few hundred
-# (its unfolded input no longer fits in cache): fold convolutions in chunks of about this many
-# samples (measured on the Nature CNN: 2x faster than one fold of T=100 x B=8).
-CPU_CONV_FOLD = 256
-
-
 def _fold(fn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Apply a stateless ``fn`` to [T, B, ...] with time folded into the batch."""
     T, B = x.shape[:2]
-    flat = x.reshape(T * B, *x.shape[2:])
-    has_conv = any(isinstance(m, nn.Conv2d) for m in fn.modules())
-    if x.device.type == "cpu" and has_conv and T * B > CPU_CONV_FOLD:
-        y = torch.cat([fn(c) for c in flat.split(max(B, CPU_CONV_FOLD // B * B))])
-    else:
-        y = fn(flat)
+    y = fn(x.reshape(T * B, *x.shape[2:]))
     return y.reshape(T, B, *y.shape[1:])
+
+
+# On CPU the window runs depth-first in chunks of about this many samples (time steps x batch):
+# every layer's working set then stays in cache, where folding all T steps at once (thousands
+# of images per convolution) is memory-bound. Measured on the Nature CNN, T=100, B=8: 1.5x
+# faster than one fold of the whole window. On CUDA the whole window is one chunk.
+CPU_CHUNK_SAMPLES = 256
+
+
+def default_chunk(device: torch.device, batch: int, timesteps: int) -> int:
+    """Time steps per chunk: the whole window on GPU, about CPU_CHUNK_SAMPLES samples on CPU."""
+    if device.type != "cpu":
+        return timesteps
+    return max(1, min(timesteps, CPU_CHUNK_SAMPLES // max(batch, 1)))
 
 
 def synaptic_ops(layer: nn.Module, spike_counts: torch.Tensor) -> torch.Tensor:
@@ -119,50 +123,67 @@ def run_window(
     constant_input: bool = True,
     record: bool = False,
     record_traces: bool = False,
+    chunk: int | None = None,
 ) -> tuple[torch.Tensor, WindowRecord | None]:
     """Simulate ``layers`` for one window; returns (outputs [T, B, ...], record or None).
 
     ``constant_input=True``: ``x`` is [B, ...], the same input current at every step (T =
     ``timesteps``). Otherwise ``x`` is already time-first [T, B, ...] (e.g. Poisson spikes).
-    Neuron state is reset at the start of the window.
+    Neuron state is reset at the start of the window and carried across chunks of ``chunk``
+    time steps (default :func:`default_chunk`); the result does not depend on the chunking.
     """
     segments = split_segments(layers)
     for stateful, mods in segments:
         if stateful:
             mods[0].reset()
+    first = 0
     if constant_input:
         if timesteps is None or timesteps < 1:
             raise ValueError("timesteps must be >= 1 for a constant input")
-        T = timesteps
-        h = x
-        first = 0
+        T, h0 = timesteps, x
         if segments and not segments[0][0]:
             for m in segments[0][1]:
-                h = m(h)
+                h0 = m(h0)
             first = 1
-        h = h.unsqueeze(0).expand(T, *h.shape)
+        window = lambda t0, t1: h0.unsqueeze(0).expand(t1 - t0, *h0.shape)  # noqa: E731
     else:
-        T, h, first = x.shape[0], x, 0
-    rec = WindowRecord(T) if record else None
-    for k in range(first, len(segments)):
-        stateful, mods = segments[k]
-        if stateful:
-            neuron = mods[0]
-            h = neuron.multi_step(h, record_v=record_traces) if record_traces else neuron.multi_step(h)
-            if rec is not None:
-                if record_traces:
-                    h, trace = h
-                    rec.v_traces.append(trace)
-                counts = h.sum(0)
-                rec.spike_counts.append(counts)
-                rec.final_v.append(neuron.v.detach().clone() if torch.is_tensor(neuron.v) else neuron.v)
-                nxt = _first_synaptic_layer(segments[k + 1][1]) if k + 1 < len(segments) and not segments[k + 1][0] else None
-                if nxt is not None:
-                    rec.synops.append(synaptic_ops(nxt, _shape_for(nxt, counts)))
-        else:
-            seq = mods[0] if len(mods) == 1 else nn.Sequential(*mods)
-            h = _fold(seq, h)
-    return h, rec
+        T = x.shape[0]
+        window = lambda t0, t1: x[t0:t1]  # noqa: E731
+    step = chunk or default_chunk(x.device, x.shape[1 if not constant_input else 0], T)
+    neurons = [k for k in range(first, len(segments)) if segments[k][0]]
+    counts: dict[int, torch.Tensor] = {}
+    traces: dict[int, list[torch.Tensor]] = {k: [] for k in neurons}
+    outs = []
+    for t0 in range(0, T, step):
+        h = window(t0, min(T, t0 + step))
+        for k in range(first, len(segments)):
+            stateful, mods = segments[k]
+            if not stateful:
+                h = _fold(mods[0] if len(mods) == 1 else nn.Sequential(*mods), h)
+                continue
+            if record_traces:
+                h, trace = mods[0].multi_step(h, record_v=True)
+                traces[k].append(trace)
+            else:
+                h = mods[0].multi_step(h)
+            if record:
+                c = h.detach().sum(0)
+                counts[k] = counts[k] + c if k in counts else c
+        outs.append(h)
+    out = outs[0] if len(outs) == 1 else torch.cat(outs)
+    if not record:
+        return out, None
+    rec = WindowRecord(T)
+    for k in neurons:
+        neuron = segments[k][1][0]
+        rec.spike_counts.append(counts[k])
+        rec.final_v.append(neuron.v.detach().clone())
+        if record_traces:
+            rec.v_traces.append(torch.cat(traces[k]))
+        nxt = _first_synaptic_layer(segments[k + 1][1]) if k + 1 < len(segments) and not segments[k + 1][0] else None
+        if nxt is not None:
+            rec.synops.append(synaptic_ops(nxt, _shape_for(nxt, counts[k])))
+    return out, rec
 
 
 def _shape_for(layer: nn.Module, counts: torch.Tensor) -> torch.Tensor:
