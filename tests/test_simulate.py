@@ -90,3 +90,13 @@ def test_float64_and_gradients_flow_with_a_surrogate():
     out, _ = run_window(layers, x, 8)
     out.mean(0).sum().backward()
     assert out.dtype == torch.float64 and layers[0].weight.grad.abs().sum() > 0
+
+
+def test_result_does_not_depend_on_time_chunking():
+    layers = small_net()
+    x = torch.rand(3, 2, 7, 7) * 2
+    with torch.no_grad():
+        runs = [run_window(layers, x, 23, chunk=c, record=True) for c in (1, 7, 23)]
+    for out, rec in runs[1:]:
+        assert torch.equal(out, runs[0][0])
+        assert all(torch.equal(a, b) for a, b in zip(rec.spike_counts, runs[0][1].spike_counts))
