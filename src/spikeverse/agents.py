@@ -27,9 +27,16 @@ def _load_tabular(run_dir: Path, device: torch.device) -> tuple[Policy, dict[str
     return load_tabular(run_dir)
 
 
+def _load_snn(run_dir: Path, device: torch.device) -> tuple[Policy, dict[str, Any]]:
+    from spikeverse.convert.io import load_snn
+
+    return load_snn(run_dir, device)
+
+
 LOADERS: dict[str, Callable[[Path, torch.device], tuple[Policy, dict[str, Any]]]] = {
     "dqn": _load_dqn,
     "tabular": _load_tabular,
+    "snn": _load_snn,
 }
 
 

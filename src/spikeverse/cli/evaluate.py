@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from spikeverse.cli.app import app
+from spikeverse.errors import SpikeverseError
 
 
 @app.command()
@@ -22,20 +24,73 @@ def evaluate(
     num_envs: int = typer.Option(8, help="Environments stepped side by side."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    timesteps: Optional[int] = typer.Option(None, help="Converted SNNs: simulation steps T per decision (default: as saved)."),
+    readout: Optional[str] = typer.Option(None, help="Converted SNNs: count, rate, robust or membrane (default: as saved)."),
 ) -> None:
     """Evaluate a trained agent: mean, std and per-episode full-game scores."""
     from spikeverse.agents import load_policy
     from spikeverse.device import resolve_device
     from spikeverse.rl.evaluation import evaluate as run_eval
 
-    policy, meta = load_policy(run_dir, resolve_device(device))
-    res = run_eval(policy, meta["env_id"], episodes=episodes, epsilon=epsilon, noop_max=noop_max,
-                   max_episode_steps=max_episode_steps, seed=seed, num_envs=num_envs)
-    out = {"run_dir": str(run_dir), "agent": meta["kind"], **res.to_dict()}
-    if "weights" in meta:
-        out["weights"] = meta["weights"]
+    dev = resolve_device(device)
+    policy, meta = load_policy(run_dir, dev)
+    protocol = dict(episodes=episodes, epsilon=epsilon, noop_max=noop_max, max_episode_steps=max_episode_steps,
+                    seed=seed, num_envs=num_envs)
+    if meta["kind"] == "snn":
+        out = _evaluate_snn(run_dir, policy, meta, protocol, timesteps, readout, dev)
+        res_mean, res_std, cap = out["mean"], out["std"], out["max_episode_steps"]
+    else:
+        if timesteps is not None or readout is not None:
+            raise SpikeverseError("--timesteps and --readout apply to converted SNNs only")
+        res = run_eval(policy, meta["env_id"], **protocol)
+        out = {"run_dir": str(run_dir), "agent": meta["kind"], **res.to_dict()}
+        if "weights" in meta:
+            out["weights"] = meta["weights"]
+        res_mean, res_std, cap = res.mean, res.std, res.max_episode_steps
     if as_json:
         typer.echo(json.dumps(out))
     else:
-        typer.echo(f"{meta['env_id']}: {res.mean:.2f} +- {res.std:.2f} over {episodes} episodes "
-                   f"(epsilon {epsilon}, cap {res.max_episode_steps} {res.cap_unit})")
+        typer.echo(f"{meta['env_id']}: {res_mean:.2f} +- {res_std:.2f} over {episodes} episodes "
+                   f"(epsilon {epsilon}, cap {cap} {out['cap_unit']})")
+        if meta["kind"] == "snn":
+            typer.echo(f"ANN: {out['ann_mean']:.2f} +- {out['ann_std']:.2f} (Welch p = {out['p_value']}); "
+                       f"conversion rate {out['conversion_rate']:.3f} at T={out['timesteps']} ({out['readout']}); "
+                       f"{out['synops_per_decision']:.4g} synops, {out['energy_uJ_per_decision']:.4g} uJ per decision "
+                       f"vs ANN {out['ann_macs_per_decision']:.4g} MACs, {out['ann_energy_uJ_per_decision']:.4g} uJ "
+                       f"({out['energy_convention']})")
+
+
+def _evaluate_snn(run_dir: Path, snn, meta: dict, protocol: dict, timesteps: Optional[int], readout: Optional[str],
+                  device) -> dict:
+    """A converted SNN: its scores and conversion rate (the source ANN in the shadow, seed 001
+    eq. 18), synaptic operations and energy per decision, and the ANN on the same protocol."""
+    from spikeverse.analysis.statistics import compare
+    from spikeverse.convert.io import load_ann
+    from spikeverse.rl.evaluation import evaluate as run_eval
+
+    if timesteps is not None:
+        snn.timesteps = timesteps
+    if readout is not None:
+        snn.readout = readout
+    ann = load_ann(run_dir, device)
+    snn.reset_stats()
+    res = run_eval(snn, meta["env_id"], shadow=ann, **protocol)
+    diag = snn.diagnostics(since_reset=True)
+    ann_res = run_eval(ann, meta["env_id"], **protocol)
+    test = compare(ann_res.scores, res.scores)
+    out = {"run_dir": str(run_dir), "agent": "snn", **res.to_dict()}
+    out.update(
+        method=meta.get("method"), percentile=meta.get("percentile"), source=meta.get("source"),
+        timesteps=snn.timesteps, readout=snn.readout,
+        synops_per_decision=diag["synops_per_decision"],
+        input_macs_per_decision=diag["input_macs_per_decision"],
+        energy_uJ_per_decision=diag["energy_uJ_per_decision"],
+        ann_macs_per_decision=diag["ann_macs_per_decision"],
+        ann_energy_uJ_per_decision=diag["ann_energy_uJ_per_decision"],
+        energy_convention=diag["energy_convention"],
+        spikes_per_decision=diag["spikes_per_decision"], firing_rate=diag["firing_rate"],
+        layers=diag["layers"],
+        ann_mean=ann_res.mean, ann_std=ann_res.std, ann_scores=ann_res.scores,
+        p_value=None if math.isnan(test["p_value"]) else test["p_value"], snn_over_ann=test["ratio"],
+    )
+    return out
