@@ -50,3 +50,26 @@ def score_distributions(samples: dict[str, Sequence[float]], path: str | Path, *
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def score_and_agreement_vs_timesteps(points: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
+    """Mean score (left axis) and conversion rate (right axis) against T (seed 001 Fig. 1a).
+
+    ``points``: dicts with ``timesteps``, ``mean`` and ``conversion_rate``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    T = [p["timesteps"] for p in points]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(T, [p["mean"] for p in points], "o-", color="tab:blue", label="mean score")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("simulation time steps T")
+    ax.set_ylabel("mean score", color="tab:blue")
+    ax2 = ax.twinx()
+    ax2.plot(T, [p["conversion_rate"] for p in points], "s--", color="tab:orange", label="conversion rate")
+    ax2.set_ylabel("conversion rate", color="tab:orange")
+    ax2.set_ylim(0, 1.02)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -19,16 +19,21 @@ def run(
     episodes: int = typer.Option(20, help="Evaluation episodes."),
     steps: Optional[int] = typer.Option(None, help="Training steps (default per env)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    timesteps: int = typer.Option(100, help="SNN simulation steps per decision."),
+    percentile: float = typer.Option(99.9, help="Normalization percentile (seed 001)."),
+    frames: int = typer.Option(15_000, help="Frames played to collect activations for normalization."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
-    """Train, evaluate and report (resumes where a previous run stopped)."""
+    """Train a DQN, convert it to a spiking network, evaluate both, report (resumes training)."""
     from spikeverse.pipeline import run_pipeline
 
-    res = run_pipeline(env, out, seed=seed, episodes=episodes, device=device, steps=steps, progress=progress)
+    res = run_pipeline(env, out, seed=seed, episodes=episodes, device=device, steps=steps, progress=progress,
+                       timesteps=timesteps, percentile=percentile, frames=frames)
     if as_json:
         typer.echo(json.dumps(res))
     else:
-        d = res["dqn"]
-        typer.echo(f"{env}: DQN {d['mean']:.1f} +- {d['std']:.1f} over {d['n']} episodes; "
+        d, s = res["dqn"], res["snn"]
+        typer.echo(f"{env}: DQN {d['mean']:.1f} +- {d['std']:.1f}, SNN (T={s['timesteps']}) {s['mean']:.1f} +- "
+                   f"{s['std']:.1f}, conversion rate {s['conversion_rate']:.3f} over {d['n']} episodes; "
                    f"report in {Path(out or Path('runs') / env.replace('/', '-')) / 'report' / 'report.md'}")
