@@ -12,11 +12,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _save(fig, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` (folders created) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def learning_curve(steps: Sequence[float], returns: Sequence[float], path: str | Path, *, title: str = "",
                    window: int = 20) -> Path:
     """Episode return against environment steps, with a moving average over ``window`` episodes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     steps, returns = np.asarray(steps, float), np.asarray(returns, float)
     ax.plot(steps, returns, lw=0.6, alpha=0.4, label="episode return")
@@ -27,16 +35,11 @@ def learning_curve(steps: Sequence[float], returns: Sequence[float], path: str |
     ax.set_ylabel("return")
     ax.set_title(title)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def score_distributions(samples: dict[str, Sequence[float]], path: str | Path, *, title: str = "") -> Path:
     """Histograms of per-episode scores, one per agent (seed 000 Fig. 24: ANN vs SNN)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     allv = np.concatenate([np.asarray(v, float) for v in samples.values()])
     bins = np.linspace(allv.min() - 0.5, allv.max() + 0.5, 21) if len(allv) else 10
@@ -46,18 +49,13 @@ def score_distributions(samples: dict[str, Sequence[float]], path: str | Path, *
     ax.set_ylabel("episodes")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def score_and_agreement_vs_timesteps(points: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
     """Mean score (left axis) and conversion rate (right axis) against T (seed 001 Fig. 1a).
 
     ``points``: dicts with ``timesteps``, ``mean`` and ``conversion_rate``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     T = [p["timesteps"] for p in points]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(T, [p["mean"] for p in points], "o-", color="tab:blue", label="mean score")
@@ -69,7 +67,4 @@ def score_and_agreement_vs_timesteps(points: Sequence[dict], path: str | Path, *
     ax2.set_ylabel("conversion rate", color="tab:orange")
     ax2.set_ylim(0, 1.02)
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
