@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 from spikeverse.errors import SpikeverseError
 from spikeverse.io.checkpoint import (
-    load_checkpoint, load_module_state, optimizer_from_flat, optimizer_to_flat, save_checkpoint,
+    load_checkpoint, load_module_state, optimizer_from_flat, optimizer_to_flat, read_checkpoint_meta, save_checkpoint,
 )
 
 
@@ -20,6 +20,7 @@ def test_round_trip_with_optimizer_state(tmp_path):
                     {"kind": "test", "optimizer": m, "step": 7})
     tensors, meta = load_checkpoint(tmp_path / "c.safetensors", kind="test")
     assert meta["step"] == 7 and torch.equal(tensors["w"], net.weight.detach())
+    assert read_checkpoint_meta(tmp_path / "c.safetensors", kind="test") == meta  # header only
     opt2 = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=0.5)
     optimizer_from_flat(opt2, {k[2:]: v for k, v in tensors.items() if k.startswith("o.")}, meta["optimizer"])
     s1, s2 = opt.state_dict(), opt2.state_dict()
@@ -45,6 +46,8 @@ def test_missing_truncated_foreign_and_nan(tmp_path):
     save_file({"w": torch.ones(2)}, str(p))  # a safetensors file from elsewhere
     with pytest.raises(SpikeverseError, match="not a spikeverse checkpoint"):
         load_checkpoint(p)
+    with pytest.raises(SpikeverseError, match="not a spikeverse checkpoint"):
+        read_checkpoint_meta(p)
     save_checkpoint(p, {"w": torch.tensor([1.0, float("nan")])}, {"kind": "dqn"})
     with pytest.raises(SpikeverseError, match="NaN"):
         load_checkpoint(p)

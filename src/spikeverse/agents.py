@@ -11,7 +11,7 @@ from typing import Any, Callable
 import torch
 
 from spikeverse.errors import SpikeverseError
-from spikeverse.io.checkpoint import load_checkpoint
+from spikeverse.io.checkpoint import read_checkpoint_meta
 from spikeverse.policy import Policy
 
 
@@ -45,7 +45,7 @@ def load_policy(run_dir: str | Path, device: torch.device | str = "cpu") -> tupl
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise SpikeverseError(f"no run directory at {run_dir}")
-    _, meta = load_checkpoint(run_dir)
+    meta = read_checkpoint_meta(run_dir)
     kind = meta.get("kind")
     if kind not in LOADERS:
         raise SpikeverseError(f"{run_dir}: unknown agent kind '{kind}'")

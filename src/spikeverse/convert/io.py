@@ -22,7 +22,7 @@ import torch
 from spikeverse.convert.graph import FlatQNetwork, layers_from_layout
 from spikeverse.convert.spiking import SpikingQNetwork
 from spikeverse.errors import SpikeverseError
-from spikeverse.io.checkpoint import load_checkpoint, load_module_state, save_checkpoint
+from spikeverse.io.checkpoint import load_checkpoint, load_module_state, read_checkpoint_meta, save_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, read_config, write_config
 
 KIND = "snn"
@@ -40,7 +40,7 @@ def _weights(prefix: str, layers) -> dict[str, torch.Tensor]:
 def check_snn_dir(snn_dir: str | Path) -> None:
     """An SNN may be (re)written to a new folder or over an SNN, never over another kind of run."""
     ckpt = Path(snn_dir) / CHECKPOINT
-    kind = load_checkpoint(ckpt)[1].get("kind") if ckpt.exists() else (read_config(snn_dir) or {}).get("agent")
+    kind = read_checkpoint_meta(ckpt).get("kind") if ckpt.exists() else (read_config(snn_dir) or {}).get("agent")
     if kind not in (None, KIND):
         raise SpikeverseError(f"{snn_dir} holds a '{kind}' run; choose another --out")
 

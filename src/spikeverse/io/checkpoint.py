@@ -57,23 +57,17 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     atomic_write_bytes(path, st_save(flat, metadata={_META_KEY: json.dumps(header)}))
 
 
-def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load a checkpoint written by :func:`save_checkpoint`.
-
-    Raises :class:`SpikeverseError` (one line) for a missing, truncated, corrupted or foreign
-    file, a checkpoint of another ``kind``, or tensors holding NaN/inf.
-    """
+def _resolve(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.safetensors"
     if not path.is_file():
         raise SpikeverseError(f"no checkpoint at {path}")
-    data = path.read_bytes()
-    try:
-        tensors = st_load(data)
-        meta_raw = _read_metadata(data)
-    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SpikeverseError(f"{path} is not a readable checkpoint (truncated or corrupted): {str(e).splitlines()[0]}") from None
+    return path
+
+
+def _validated_meta(path: Path, meta_raw: dict[str, str] | None, kind: str | None) -> dict[str, Any]:
+    """The spikeverse metadata of a safetensors header, or a one-line error."""
     if not meta_raw or _META_KEY not in meta_raw:
         raise SpikeverseError(f"{path} is a safetensors file but not a spikeverse checkpoint")
     try:
@@ -86,6 +80,40 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> tuple[d
         raise SpikeverseError(f"{path} was written by a newer spikeverse (format version {meta['version']})")
     if kind is not None and meta.get("kind") != kind:
         raise SpikeverseError(f"{path} holds a '{meta.get('kind')}' checkpoint, expected '{kind}'")
+    return meta
+
+
+def _unreadable(path: Path, e: Exception) -> SpikeverseError:
+    return SpikeverseError(f"{path} is not a readable checkpoint (truncated or corrupted): {str(e).splitlines()[0]}")
+
+
+def read_checkpoint_meta(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+    """The metadata of a checkpoint, reading only its header (to dispatch on ``kind`` cheaply).
+    The tensors are checked by :func:`load_checkpoint`."""
+    path = _resolve(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        try:
+            return _validated_meta(path, _read_metadata(head + f.read(max(n, 0))), kind)
+        except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise _unreadable(path, e) from None
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Raises :class:`SpikeverseError` (one line) for a missing, truncated, corrupted or foreign
+    file, a checkpoint of another ``kind``, or tensors holding NaN/inf.
+    """
+    path = _resolve(path)
+    data = path.read_bytes()
+    try:
+        tensors = st_load(data)
+        meta_raw = _read_metadata(data)
+    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise _unreadable(path, e) from None
+    meta = _validated_meta(path, meta_raw, kind)
     for name, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise SpikeverseError(f"{path}: tensor '{name}' contains NaN or infinite values")

@@ -24,7 +24,7 @@ from gymnasium import spaces
 from spikeverse.envs import make
 from spikeverse.envs.classic import ALIASES
 from spikeverse.errors import SpikeverseError
-from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
+from spikeverse.io.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, METRICS, MetricsWriter, write_config
 from spikeverse.rl.schedules import linear_schedule
 
@@ -157,7 +157,7 @@ def train_tabular_run(config: TabularConfig, env_id: str, run_dir: str | Path, *
     if ckpt.exists():
         if not resume:
             raise SpikeverseError(f"{run_dir} already holds a checkpoint (rerun without --no-resume to keep it)")
-        _, meta = load_checkpoint(ckpt, kind="tabular")
+        meta = read_checkpoint_meta(ckpt, kind="tabular")
         if meta["config"] != config.to_dict() or meta["env_id"] != env_id:
             raise SpikeverseError(f"{run_dir} holds another tabular run; use another --out or the same options")
         return meta["summary"]
