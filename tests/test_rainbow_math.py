@@ -107,14 +107,20 @@ def test_double_dqn_target_differs_from_vanilla():
     assert values[True] == 0.5  # Q_target(s', argmax_a Q_online(s', a))
 
 
+def terminal_batch(seed: int, action: int, reward: float, n: int = 16) -> dict:
+    """n random terminal transitions that all take ``action`` and receive ``reward``."""
+    obs = np.random.default_rng(seed).normal(size=(n, 4)).astype(np.float32)
+    return dict(obs=obs, action=np.full(n, action, np.int64), reward=np.full(n, reward, np.float32),
+                next_obs=obs, discount=np.zeros(n, np.float32), weights=np.ones(n, np.float32),
+                indices=np.arange(n))
+
+
 def test_dqn_update_moves_q_towards_target():
     torch.manual_seed(0)
     cfg = DQNConfig(env_id="CartPole-v1", lr=3e-3, hidden=(32,))
     agent = DQNAgent(cfg, network_spec(cfg, (4,), 2), torch.device("cpu"))
-    obs = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
-    batch = dict(obs=obs, action=np.zeros(16, np.int64), reward=np.full(16, 5.0, np.float32),
-                 next_obs=obs, discount=np.zeros(16, np.float32), weights=np.ones(16, np.float32),
-                 indices=np.arange(16))
+    batch = terminal_batch(seed=0, action=0, reward=5.0)
+    obs = batch["obs"]
     for _ in range(1500):
         agent.update(batch)
     q = agent.online(torch.as_tensor(obs))[:, 0]
@@ -125,10 +131,8 @@ def test_c51_agent_learns_a_constant_return():
     torch.manual_seed(0)
     cfg = DQNConfig(env_id="CartPole-v1", lr=5e-3, hidden=(32,), c51=True, v_min=0, v_max=10, atoms=11)
     agent = DQNAgent(cfg, network_spec(cfg, (4,), 2), torch.device("cpu"))
-    obs = np.random.default_rng(1).normal(size=(16, 4)).astype(np.float32)
-    batch = dict(obs=obs, action=np.ones(16, np.int64), reward=np.full(16, 3.0, np.float32),
-                 next_obs=obs, discount=np.zeros(16, np.float32), weights=np.ones(16, np.float32),
-                 indices=np.arange(16))
+    batch = terminal_batch(seed=1, action=1, reward=3.0)
+    obs = batch["obs"]
     for _ in range(300):
         agent.update(batch)
     probs = agent.online.log_probs(torch.as_tensor(obs))[:, 1].exp()
