@@ -100,3 +100,29 @@ def test_result_does_not_depend_on_time_chunking():
     for out, rec in runs[1:]:
         assert torch.equal(out, runs[0][0])
         assert all(torch.equal(a, b) for a, b in zip(rec.spike_counts, runs[0][1].spike_counts))
+
+
+def test_default_chunk_keeps_the_widest_activation_within_the_cache_budget():
+    from spikeverse.snn.simulate import CPU_CHUNK_BYTES, default_chunk
+
+    step = 8 * 32 * 20 * 20 * 4  # B=8 Nature-CNN first layer, float32
+    k = default_chunk(torch.device("cpu"), step, 100)
+    assert 1 <= k < 100 and k * step <= CPU_CHUNK_BYTES < (k + 1) * step
+    assert default_chunk(torch.device("cpu"), 10 * CPU_CHUNK_BYTES, 100) == 1  # never zero
+    assert default_chunk(torch.device("cpu"), 16, 7) == 7  # never past the window
+    assert default_chunk(torch.device("cuda"), step, 100) == 100  # one chunk on GPU
+
+
+def test_tuned_allocator_keeps_results_identical():
+    import sys
+
+    from spikeverse.device import tune_cpu_allocator
+
+    layers = [nn.Linear(5, 7), IFNeuron(), nn.Linear(7, 3), IFNeuron()]
+    x = torch.randn(4, 5)
+    before, _ = run_window(layers, x, 50)
+    tuned = tune_cpu_allocator()
+    if sys.platform.startswith("linux"):  # glibc: mallopt is there and accepts both settings
+        assert tuned
+    after, _ = run_window(layers, x, 50)
+    assert torch.equal(before, after)

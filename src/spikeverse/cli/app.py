@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from spikeverse.device import tune_cpu_allocator
 from spikeverse.errors import SpikeverseError
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one line + exit code 2."""
     _register()
+    tune_cpu_allocator()
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="spikeverse")
         return rv if isinstance(rv, int) else 0
