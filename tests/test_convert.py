@@ -311,7 +311,7 @@ def test_convert_and_evaluate_cli(tmp_path, capsys):
     rc = main(["convert", "--state-dict", str(tmp_path / "cp.cleanrl_model"), "--frames", "10"])
     assert rc == 2 and "--env" in capsys.readouterr().err
 
-    rc = main(["convert", str(run), "--method", "naive", "--out", str(tmp_path / "x")])
-    assert rc == 2 and "naive" in capsys.readouterr().err
+    rc = main(["convert", str(run), "--method", "qcfs", "--out", str(tmp_path / "x")])
+    assert rc == 2 and "naive, tan, fast" in capsys.readouterr().err
     rc = main(["convert", str(run), "--out", str(run)])  # never overwrite the DQN run
     assert rc == 2 and "dqn" in capsys.readouterr().err

@@ -8,16 +8,25 @@ from spikeverse.cli.app import main
 def test_run_writes_a_report(tmp_path, capsys):
     out = tmp_path / "cp"
     rc = main(["run", "--out", str(out), "--steps", "1500", "--episodes", "3", "--no-progress", "--json",
-               "--frames", "500", "--timesteps", "16"])
+               "--frames", "500", "--timesteps", "16", "--epochs", "3", "--levels", "8"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert res["env"] == "CartPole-v1" and res["dqn"]["n"] == 3
     report = out / "report"
     md = (report / "report.md").read_text()
-    assert "| DQN | 3 |" in md and "| SNN | 3 |" in md and "not applicable" in md  # CartPole: no no-op
-    assert 0.0 <= res["snn"]["conversion_rate"] <= 1.0 and res["snn"]["timesteps"] == 16
-    assert [w["timesteps"] for w in res["sweep"]] == [8, 16, 32, 64, 128]
-    assert res["snn"]["energy_uJ_per_decision"] > 0 and "pJ" in res["energy_convention"]
-    for fig in ("learning_curve.png", "reward_distribution.png", "score_cr_vs_T.png"):
+    assert "| DQN | 3 |" in md and "| SNN tan (T=16, robust) | 3 |" in md and "not applicable" in md  # no no-op
+    assert "| SNN fast (T=16, membrane) | 3 |" in md
+    assert set(res["snn"]) == {"tan", "fast"} and res["snn"]["fast"]["qcfs"]["levels"] == 8
+    for s in res["snn"].values():
+        assert 0.0 <= s["conversion_rate"] <= 1.0 and s["timesteps"] == 16
+        assert [w["timesteps"] for w in s["sweep"]] == [8, 16, 32, 64, 128]
+        assert s["energy_uJ_per_decision"] > 0
+    assert "pJ" in res["energy_convention"]
+    for fig in ("learning_curve.png", "reward_distribution.png", "score_cr_vs_T_tan.png", "score_cr_vs_T_fast.png"):
         assert (report / "figures" / fig).stat().st_size > 1000
     assert json.loads((report / "results.json").read_text())["train_steps"] == 1500
+
+
+def test_run_rejects_an_unknown_method(tmp_path, capsys):
+    rc = main(["run", "--out", str(tmp_path / "x"), "--methods", "tan,burst", "--steps", "10"])
+    assert rc == 2 and "burst" in capsys.readouterr().err

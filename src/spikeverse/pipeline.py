@@ -1,8 +1,8 @@
-"""The main job (``spikeverse run``): train a DQN, convert it to a spiking network (seed 001's
-method), evaluate both on the same protocol, write a report folder.
+"""The main job (``spikeverse run``): train a DQN, convert it to spiking networks (seed 001's
+method and the fast method by default), evaluate all on the same protocol, write a report folder.
 
-    OUT/dqn/      the training run (resumes when rerun)
-    OUT/snn/      the converted SNN (kind "snn"; `spikeverse evaluate OUT/snn` works on it)
+    OUT/dqn/          the training run (resumes when rerun)
+    OUT/snn-METHOD/   each converted SNN (kind "snn"; `spikeverse evaluate OUT/snn-tan` works on it)
     OUT/report/   report.md, results.json, figures/*.png
 """
 
@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 from spikeverse.analysis.plots import learning_curve, score_and_agreement_vs_timesteps, score_distributions
 from spikeverse.analysis.statistics import compare, summarize
 from spikeverse.convert import convert_source, load_ann, load_snn
+from spikeverse.envs import env_family
+from spikeverse.errors import SpikeverseError
 from spikeverse.io.checkpoint import atomic_write_text
 from spikeverse.io.rundir import read_metrics
 from spikeverse.rl.config import DQNConfig
@@ -21,50 +24,71 @@ from spikeverse.rl.evaluation import evaluate
 from spikeverse.rl.train import train_dqn
 
 SWEEP_TIMESTEPS = (8, 16, 32, 64, 128)
+PIPELINE_STEPS = {"minatar": 500_000}  # training budget of the main job where the env's default is far longer
+METHOD_TIMESTEPS = {"naive": 100, "tan": 100, "fast": 32}
 
 
 def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, seed: int = 0,
                  episodes: int = 20, device: str = "auto", steps: int | None = None,
-                 progress: bool | None = None, timesteps: int = 100, percentile: float = 99.9,
-                 frames: int = 15_000, sweep_episodes: int = 3) -> dict:
+                 progress: bool | None = None, methods: Sequence[str] = ("tan", "fast"),
+                 timesteps: int | None = None, percentile: float = 99.9, frames: int = 15_000,
+                 sweep_episodes: int = 3, levels: int = 32, epochs: int = 300) -> dict:
+    """Train (or resume) the DQN, convert it with each of ``methods`` (seed 001's tan at T=100 and
+    our fast at T=32 by default; ``timesteps`` overrides both), evaluate the DQN and every SNN on
+    the same protocol and seeds, sweep T, and write the report."""
+    for m in methods:
+        if m not in METHOD_TIMESTEPS:
+            raise SpikeverseError(f"unknown conversion method {m!r} (choose from {', '.join(METHOD_TIMESTEPS)})")
     out = Path(out) if out is not None else Path("runs") / env_id.replace("/", "-")
+    if steps is None:
+        steps = PIPELINE_STEPS.get(env_family(env_id))
     cfg = DQNConfig.for_env(env_id, seed=seed, device=device, total_steps=steps)
     train = train_dqn(cfg, out / "dqn", progress=progress)
-    conversion = convert_source(out / "snn", out / "dqn", method="tan", percentile=percentile,
-                                timesteps=timesteps, frames=frames, seed=seed)
-    snn, _ = load_snn(out / "snn")
-    ann = load_ann(out / "snn")
-    snn.reset_stats()
-    snn_res = evaluate(snn, env_id, episodes=episodes, seed=seed, shadow=ann)
-    diag = snn.diagnostics(since_reset=True)
-    ann_res = evaluate(ann, env_id, episodes=episodes, seed=seed)
-    sweep = []
-    for T in SWEEP_TIMESTEPS:  # score and conversion rate against the simulation length (seed 001 Fig. 1a)
-        snn.timesteps = T
-        r = evaluate(snn, env_id, episodes=sweep_episodes, seed=seed + 1, shadow=ann)
-        sweep.append({"timesteps": T, "mean": r.mean, "conversion_rate": r.conversion_rate})
+    ann_res = None
+    snns: dict[str, dict] = {}
+    for method in methods:
+        T = timesteps or METHOD_TIMESTEPS[method]
+        snn_dir = out / f"snn-{method}"
+        conversion = convert_source(snn_dir, out / "dqn", method=method, percentile=percentile, timesteps=T,
+                                    frames=frames, seed=seed, levels=levels, epochs=epochs)
+        snn, _ = load_snn(snn_dir)
+        ann = load_ann(snn_dir)
+        if ann_res is None:
+            ann_res = evaluate(ann, env_id, episodes=episodes, seed=seed)
+        snn.reset_stats()
+        res = evaluate(snn, env_id, episodes=episodes, seed=seed, shadow=ann)
+        diag = snn.diagnostics(since_reset=True)
+        sweep = []
+        for t in SWEEP_TIMESTEPS:  # score and conversion rate against the simulation length (seed 001 Fig. 1a)
+            snn.timesteps = t
+            r = evaluate(snn, env_id, episodes=sweep_episodes, seed=seed + 1, shadow=ann)
+            sweep.append({"timesteps": t, "mean": r.mean, "conversion_rate": r.conversion_rate})
+        snns[method] = {**summarize(res.scores), "scores": res.scores, "method": method, "timesteps": T,
+                        "percentile": percentile if method != "naive" else None, "readout": conversion["readout"],
+                        "conversion_rate": res.conversion_rate, "qcfs": conversion.get("qcfs"),
+                        "synops_per_decision": diag["synops_per_decision"],
+                        "energy_uJ_per_decision": diag["energy_uJ_per_decision"],
+                        "comparison": compare(ann_res.scores, res.scores), "sweep": sweep, "snn_dir": str(snn_dir)}
 
     report = out / "report"
     figs = report / "figures"
     rows = read_metrics(out / "dqn")
     learning_curve([float(r["step"]) for r in rows], [float(r["episode_return"]) for r in rows],
                    figs / "learning_curve.png", title=f"DQN on {env_id}")
-    score_distributions({"DQN": ann_res.scores, f"SNN (T={timesteps})": snn_res.scores},
+    score_distributions({"DQN": ann_res.scores,
+                         **{f"SNN {m} (T={s['timesteps']})": s["scores"] for m, s in snns.items()}},
                         figs / "reward_distribution.png", title=f"{env_id}: evaluation scores")
-    score_and_agreement_vs_timesteps(sweep, figs / "score_cr_vs_T.png",
-                                     title=f"{env_id}: converted SNN (p={percentile}, robust readout)")
+    for m, s in snns.items():
+        score_and_agreement_vs_timesteps(s["sweep"], figs / f"score_cr_vs_T_{m}.png",
+                                         title=f"{env_id}: SNN ({m}, {s['readout']} readout)")
     results = {
         "env": env_id, "seed": seed, "train_steps": train.steps, "train_wall_s": round(train.wall_s, 1),
         "dqn": {**summarize(ann_res.scores), "scores": ann_res.scores},
-        "snn": {**summarize(snn_res.scores), "scores": snn_res.scores, "timesteps": timesteps,
-                "percentile": percentile, "readout": snn.readout, "conversion_rate": snn_res.conversion_rate,
-                "synops_per_decision": diag["synops_per_decision"],
-                "energy_uJ_per_decision": diag["energy_uJ_per_decision"]},
+        "snn": snns,
         "dqn_macs_per_decision": diag["ann_macs_per_decision"],
         "dqn_energy_uJ_per_decision": diag["ann_energy_uJ_per_decision"],
         "energy_convention": diag["energy_convention"],
-        "comparison": compare(ann_res.scores, snn_res.scores),
-        "sweep": sweep, "conversion_frames": conversion["collection"]["frames"],
+        "percentile": percentile, "conversion_frames": conversion["collection"]["frames"],
         "protocol": {"epsilon": ann_res.epsilon, "noop_max": ann_res.noop_max, "noops_applied": ann_res.noops_applied,
                      "max_episode_steps": ann_res.max_episode_steps, "cap_unit": ann_res.cap_unit},
     }
@@ -73,17 +97,32 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
     return results
 
 
+METHOD_TEXT = {
+    "tan": "seed 001's method (IF neurons, reset by subtraction, p = {p} percentile normalization, analog input)",
+    "fast": "the fast method (QCFS fine-tune of the DQN with {L} levels, IF neurons starting at V_thr/2, analog readout)",
+    "naive": "seed 000's method (weights scaled 10x per layer, LIF neurons, Poisson input, most spikes)",
+}
+
+
 def _markdown(r: dict) -> str:
-    d, s, p, c = r["dqn"], r["snn"], r["protocol"], r["comparison"]
-    pct = f"{100 * s['mean'] / d['mean']:.1f}%" if d["mean"] else "n/a"
-    pval = "n/a" if c["p_value"] != c["p_value"] else f"{c['p_value']:.3g}"
+    d, p = r["dqn"], r["protocol"]
+    rows, methods = [], []
+    for m, s in r["snn"].items():
+        c = s["comparison"]
+        pct = f"{100 * s['mean'] / d['mean']:.1f}%" if d["mean"] else "n/a"
+        pval = "n/a" if c["p_value"] != c["p_value"] else f"{c['p_value']:.3g}"
+        rows.append(f"| SNN {m} (T={s['timesteps']}, {s['readout']}) | {s['n']} | {s['mean']:.1f} | {s['std']:.1f} | "
+                    f"{pct} | {pval} | {s['conversion_rate']:.3f} | {s['synops_per_decision']:.0f} synops "
+                    f"| {s['energy_uJ_per_decision']:.3g} uJ |")
+        L = (s.get("qcfs") or {}).get("levels", 0)
+        methods.append(f"- {m}: " + METHOD_TEXT[m].format(p=r["percentile"], L=L) + ".")
     lines = [
         f"# spikeverse report: {r['env']}",
         "",
         f"DQN trained for {r['train_steps']} environment steps (seed {r['seed']}, {r['train_wall_s']} s in "
-        f"this session), converted with seed 001's method (IF neurons, reset by subtraction, "
-        f"p = {s['percentile']} percentile normalization over {r['conversion_frames']} frames, analog input, "
-        f"{s['readout']} readout, T = {s['timesteps']}).",
+        f"this session), converted with ({r['conversion_frames']} frames played by the DQN for the statistics):",
+        "",
+        *methods,
         "",
         f"Protocol: epsilon {p['epsilon']}, up to {p['noop_max']} random no-ops "
         f"({'applied' if p['noops_applied'] else 'not applicable: the game has no no-op action'}), "
@@ -93,22 +132,18 @@ def _markdown(r: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
         f"| DQN | {d['n']} | {d['mean']:.1f} | {d['std']:.1f} | 100% | | | {r['dqn_macs_per_decision']:.0f} MACs "
         f"| {r['dqn_energy_uJ_per_decision']:.3g} uJ |",
-        f"| SNN | {s['n']} | {s['mean']:.1f} | {s['std']:.1f} | {pct} | {pval} | {s['conversion_rate']:.3f} "
-        f"| {s['synops_per_decision']:.0f} synops | {s['energy_uJ_per_decision']:.3g} uJ |",
+        *rows,
         "",
         f"Energy convention: {r['energy_convention']}.",
         "",
         "Score and conversion rate against the simulation length T:",
         "",
-        "| T | mean score | conversion rate |",
-        "|---|---|---|",
-        *[f"| {w['timesteps']} | {w['mean']:.1f} | {w['conversion_rate']:.3f} |" for w in r["sweep"]],
-        "",
-        "![learning curve](figures/learning_curve.png)",
-        "",
-        "![scores](figures/reward_distribution.png)",
-        "",
-        "![score and CR vs T](figures/score_cr_vs_T.png)",
-        "",
+        "| T | " + " | ".join(f"{m} mean | {m} CR" for m in r["snn"]) + " |",
+        "|---|" + "---|---|" * len(r["snn"]),
     ]
+    for i, T in enumerate(SWEEP_TIMESTEPS):
+        cells = " | ".join(f"{s['sweep'][i]['mean']:.1f} | {s['sweep'][i]['conversion_rate']:.3f}" for s in r["snn"].values())
+        lines.append(f"| {T} | {cells} |")
+    lines += ["", "![learning curve](figures/learning_curve.png)", "", "![scores](figures/reward_distribution.png)", ""]
+    lines += [f"![score and CR vs T, {m}](figures/score_cr_vs_T_{m}.png)\n" for m in r["snn"]]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from spikeverse.errors import SpikeverseError
 
 def default_snn_dir(run_dir: Optional[Path], state_dict: Optional[Path], method: str, percentile: float) -> Path:
     """RUN_DIR/snn-tan-p99.9 for a run; FILE's folder/FILESTEM-snn-tan-p99.9 for a state dict."""
-    tag = f"snn-{method}-p{percentile:g}"
+    tag = f"snn-{method}" if method == "naive" else f"snn-{method}-p{percentile:g}"
     if run_dir is not None:
         return run_dir / tag
     if state_dict is None:
@@ -27,10 +27,16 @@ def convert(
     run_dir: Optional[Path] = typer.Argument(None, help="A DQN run directory (spikeverse train); or use --state-dict."),
     state_dict: Optional[Path] = typer.Option(None, "--state-dict", help="A PyTorch state dict (.pth, e.g. SB3 policy.pth or a CleanRL model) instead of RUN_DIR; needs --env."),
     env: Optional[str] = typer.Option(None, "--env", help="Environment id of the state dict's network."),
-    method: str = typer.Option("tan", help="Conversion method: tan (seed 001: IF, reset by subtraction, percentile normalization)."),
-    percentile: float = typer.Option(99.9, help="p of the p-th percentile normalization (100 = max)."),
-    timesteps: int = typer.Option(100, help="Simulation steps T per decision (seed 001 tables: 500)."),
-    readout: str = typer.Option("robust", help="Output readout: count, rate, robust (eq. 17) or membrane."),
+    method: str = typer.Option("tan", help="naive (seed 000: scaled weights, LIF, Poisson input, most spikes), tan (seed 001: IF, reset by subtraction, percentile normalization, robust readout) or fast (QCFS fine-tune, V_thr/2 start, analog readout)."),
+    percentile: float = typer.Option(99.9, help="p of the p-th percentile normalization (100 = max); tan and fast."),
+    timesteps: Optional[int] = typer.Option(None, help="Simulation steps T per decision (default: naive/tan 100, fast 32; seed 001 tables: 500)."),
+    readout: Optional[str] = typer.Option(None, help="Output readout: count, rate, robust (eq. 17) or membrane (analog). Default per method: naive count, tan robust, fast membrane."),
+    levels: int = typer.Option(8, help="fast: QCFS quantization levels L of the fine-tune (0 = no fine-tune)."),
+    epochs: int = typer.Option(30, help="fast: epochs of the QCFS distillation fine-tune over the collected frames."),
+    v_init: float = typer.Option(0.5, "--v-init", help="fast: initial membrane potential as a fraction of the threshold."),
+    early_decision: bool = typer.Option(False, "--early-decision/--no-early-decision", help="fast: stop a decision's window once its argmax cannot change."),
+    scales: str = typer.Option("10,100", help="naive: weight scale per layer (comma-separated; then 10x more per further layer)."),
+    tau: float = typer.Option(10.0, help="naive: LIF membrane time constant in steps."),
     frames: int = typer.Option(15_000, help="Frames played by the DQN to collect activations (seed 001: up to 15,000)."),
     epsilon: float = typer.Option(0.05, help="Epsilon while collecting frames."),
     seed: int = typer.Option(0, help="Seed of the collection episodes."),
@@ -42,13 +48,23 @@ def convert(
     from spikeverse.convert import convert_source
     from spikeverse.device import resolve_device
 
+    try:
+        scale_list = [float(v) for v in scales.split(",") if v.strip()]
+    except ValueError:
+        raise SpikeverseError(f"--scales takes comma-separated numbers, got {scales!r}") from None
     target = out or default_snn_dir(run_dir, state_dict, method, percentile)
-    summary = convert_source(target, run_dir, state_dict=state_dict, env_id=env, method=method,
-                             percentile=percentile, timesteps=timesteps, readout=readout, frames=frames,
-                             epsilon=epsilon, seed=seed, device=resolve_device(device))
+    options = dict(percentile=percentile, frames=frames, epsilon=epsilon, seed=seed, levels=levels, epochs=epochs,
+                   v_init=v_init, early_decision=early_decision, scales=scale_list, tau=tau)
+    if timesteps is not None:
+        options["timesteps"] = timesteps
+    summary = convert_source(target, run_dir, state_dict=state_dict, env_id=env, method=method, readout=readout,
+                             device=resolve_device(device), **options)
     if as_json:
         typer.echo(json.dumps(summary))
     else:
-        lams = ", ".join(f"{x:.4g}" for x in summary["lambdas"])
-        typer.echo(f"{summary['env_id']}: converted ({summary['method']}, p={summary['percentile']:g}, "
-                   f"T={summary['timesteps']}, {summary['readout']} readout; lambdas {lams}) -> {summary['snn_dir']}")
+        if summary["lambdas"] is not None:
+            scaling = f"p={summary['percentile']:g}, lambdas " + ", ".join(f"{x:.4g}" for x in summary["lambdas"])
+        else:
+            scaling = "scales " + ", ".join(f"{x:g}" for x in summary["scales"])
+        typer.echo(f"{summary['env_id']}: converted ({summary['method']}, T={summary['timesteps']}, "
+                   f"{summary['readout']} readout; {scaling}) -> {summary['snn_dir']}")

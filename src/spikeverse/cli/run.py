@@ -17,9 +17,12 @@ def run(
     out: Optional[Path] = typer.Option(None, help="Output folder (default runs/ENV)."),
     seed: int = typer.Option(0, help="Random seed."),
     episodes: int = typer.Option(20, help="Evaluation episodes."),
-    steps: Optional[int] = typer.Option(None, help="Training steps (default per env)."),
+    steps: Optional[int] = typer.Option(None, help="Training steps (default per env; MinAtar: 500,000)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    timesteps: int = typer.Option(100, help="SNN simulation steps per decision."),
+    methods: str = typer.Option("tan,fast", "--methods", help="Conversion methods, comma-separated: tan (seed 001), fast (QCFS fine-tune, V_thr/2, analog readout), naive (seed 000)."),
+    timesteps: Optional[int] = typer.Option(None, help="SNN simulation steps per decision (default: tan/naive 100, fast 32)."),
+    levels: int = typer.Option(32, help="fast: QCFS levels of the fine-tune."),
+    epochs: int = typer.Option(300, help="fast: epochs of the QCFS fine-tune."),
     percentile: float = typer.Option(99.9, help="Normalization percentile (seed 001)."),
     frames: int = typer.Option(15_000, help="Frames played to collect activations for normalization."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar."),
@@ -29,11 +32,13 @@ def run(
     from spikeverse.pipeline import run_pipeline
 
     res = run_pipeline(env, out, seed=seed, episodes=episodes, device=device, steps=steps, progress=progress,
-                       timesteps=timesteps, percentile=percentile, frames=frames)
+                       methods=[m.strip() for m in methods.split(",") if m.strip()], timesteps=timesteps,
+                       percentile=percentile, frames=frames, levels=levels, epochs=epochs)
     if as_json:
         typer.echo(json.dumps(res))
     else:
-        d, s = res["dqn"], res["snn"]
-        typer.echo(f"{env}: DQN {d['mean']:.1f} +- {d['std']:.1f}, SNN (T={s['timesteps']}) {s['mean']:.1f} +- "
-                   f"{s['std']:.1f}, conversion rate {s['conversion_rate']:.3f} over {d['n']} episodes; "
+        d = res["dqn"]
+        snns = "; ".join(f"SNN {m} (T={s['timesteps']}) {s['mean']:.1f} +- {s['std']:.1f}, conversion rate "
+                         f"{s['conversion_rate']:.3f}" for m, s in res["snn"].items())
+        typer.echo(f"{env}: DQN {d['mean']:.1f} +- {d['std']:.1f}; {snns} (over {d['n']} episodes); "
                    f"report in {Path(out or Path('runs') / env.replace('/', '-')) / 'report' / 'report.md'}")

@@ -8,8 +8,11 @@ Modules, one concept each:
   diagnostics, synaptic operations and energy;
 - ``io``: converted SNNs as run directories (checkpoint kind ``"snn"``).
 
-``convert_tan`` is seed 001's method (R-CONV-TAN); ``convert_source`` loads a source, converts
-it and saves the SNN directory (what ``spikeverse convert`` calls).
+- ``methods``: naive (seed 000), tan (seed 001), fast (QCFS fine-tune + V_thr/2 + analog
+  readout + early decision), and ``convert_ann`` choosing by name; ``qcfs``: the fine-tune.
+
+``convert_source`` loads a source, converts it and saves the SNN directory (what
+``spikeverse convert`` calls).
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from spikeverse.convert.graph import (
     FlatQNetwork, env_io, fold_dueling, from_module, from_state_dict, load_state_dict_file,
 )
 from spikeverse.convert.io import check_snn_dir, load_ann, load_snn, save_snn
+from spikeverse.convert.methods import (
+    DEFAULT_READOUT, METHODS, convert_ann, convert_fast, convert_naive, convert_tan, layer_scales,
+)
+from spikeverse.convert.qcfs import QCFS, qcfs_finetune
 from spikeverse.convert.normalize import (
     ActivationStats, activation_stats, check_percentile, collect_activations, normalize,
 )
@@ -31,38 +38,14 @@ from spikeverse.convert.spiking import (
 )
 from spikeverse.errors import SpikeverseError
 
-METHODS = ("tan",)
 
 __all__ = [
-    "ActivationStats", "ENERGY_CONVENTION", "FlatQNetwork", "METHODS", "READOUTS", "SpikingQNetwork",
-    "activation_stats", "agreement", "collect_activations", "convert_source", "convert_tan", "energy_uj",
+    "ActivationStats", "DEFAULT_READOUT", "ENERGY_CONVENTION", "FlatQNetwork", "METHODS", "QCFS", "READOUTS",
+    "SpikingQNetwork", "activation_stats", "agreement", "collect_activations", "convert_ann", "convert_fast",
+    "convert_naive", "convert_source", "convert_tan", "energy_uj", "layer_scales", "qcfs_finetune",
     "env_io", "fold_dueling", "from_module", "from_state_dict", "load_ann", "load_snn", "load_source",
     "load_state_dict_file", "normalize", "readout", "save_snn",
 ]
-
-
-def convert_tan(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 100,
-                readout: str = "robust", frames: int = 15_000, epsilon: float = 0.05, seed: int = 0,
-                stats: ActivationStats | None = None) -> tuple[SpikingQNetwork, dict[str, Any]]:
-    """Seed 001's conversion: play ``env_id`` with ``ann`` for ``frames`` frames (or use given
-    ``stats``), lambda_l = the p-th percentile of each layer's activations, normalize (eq. 16),
-    IF neurons with reset by subtraction, analog input. Returns the SNN and a summary."""
-    check_percentile(percentile)
-    check_timesteps(timesteps)
-    check_readout(readout)
-    if stats is None:
-        if env_id is None:
-            raise SpikeverseError("an env_id (to collect activations) or precomputed stats are needed")
-        stats = collect_activations(ann, env_id, frames=frames, epsilon=epsilon, seed=seed, min_percentile=percentile)
-    lambdas = stats.lambdas(percentile)
-    snn = SpikingQNetwork(normalize(ann, lambdas), timesteps, readout, lambdas=lambdas).to(ann.device)
-    lo, hi = stats.input_min, stats.input_max
-    collection = dict(frames=stats.frames, epsilon=epsilon, seed=seed, episodes_finished=stats.episodes,
-                      mean_return=(sum(stats.returns) / len(stats.returns)) if stats.returns else None,
-                      input_range=[lo, hi], input_in_unit_interval=bool(lo >= 0.0 and hi <= 1.0))
-    info = dict(method="tan", percentile=float(percentile), lambdas=lambdas, collection=collection,
-                percentile_of="all rectified outputs per layer (zeros included); output layer: max(Q, 0)")
-    return snn, info
 
 
 def load_source(run_dir: str | Path | None = None, *, state_dict: str | Path | None = None, env_id: str | None = None,
@@ -89,18 +72,16 @@ def load_source(run_dir: str | Path | None = None, *, state_dict: str | Path | N
 
 
 def convert_source(out: str | Path, run_dir: str | Path | None = None, *, state_dict: str | Path | None = None,
-                   env_id: str | None = None, method: str = "tan", percentile: float = 99.9, timesteps: int = 100,
-                   readout: str = "robust", frames: int = 15_000, epsilon: float = 0.05, seed: int = 0,
-                   device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a source network, convert it with ``method`` and save the SNN run directory ``out``.
-    Returns the summary written to the checkpoint metadata (plus ``snn_dir``)."""
+                   env_id: str | None = None, method: str = "tan", readout: str | None = None,
+                   device: str | torch.device = "cpu", **options: Any) -> dict[str, Any]:
+    """Load a source network, convert it with ``method`` (options: percentile, timesteps,
+    frames, epsilon, seed, and the method's own, see ``convert.methods``) and save the SNN run
+    directory ``out``. Returns the summary written to the checkpoint metadata (plus ``snn_dir``)."""
     if method not in METHODS:
-        raise SpikeverseError(f"unknown or not yet implemented conversion method {method!r} "
-                              f"(available: {', '.join(METHODS)})")
+        raise SpikeverseError(f"unknown conversion method {method!r} (choose from {', '.join(METHODS)})")
     check_snn_dir(out)
     ann, env, source = load_source(run_dir, state_dict=state_dict, env_id=env_id, device=device)
-    snn, info = convert_tan(ann, env, percentile=percentile, timesteps=timesteps, readout=readout,
-                            frames=frames, epsilon=epsilon, seed=seed)
+    snn, info = convert_ann(ann, env, method=method, readout=readout, **options)
     meta = dict(env_id=env, source=source, **info)
     save_snn(out, snn, ann, meta)
     return dict(snn_dir=str(Path(out)), **meta, timesteps=snn.timesteps, readout=snn.readout,

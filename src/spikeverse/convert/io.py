@@ -4,7 +4,8 @@
                                      the source ANN as converted (``ann.<i>.weight``: obs_scale and
                                      dueling folded, not normalized; the shadow policy for the
                                      conversion rate), and JSON metadata: layer layout, method,
-                                     percentile, lambdas, timesteps, readout, threshold, env_id,
+                                     percentile, lambdas, timesteps, readout, threshold, the
+                                     neuron/encoding/v_init/early-decision options, env_id,
                                      source, and how the activations were collected
     SNN_DIR/config.yaml              the same settings, readable
 
@@ -55,8 +56,8 @@ def save_snn(snn_dir: str | Path, snn: SpikingQNetwork, ann: FlatQNetwork, meta:
         raise SpikeverseError("the SNN and the ANN have different layouts")
     full = dict(meta)
     full.update(kind=KIND, layout=snn.layout, input_shape=list(snn.input_shape), num_actions=snn.num_actions,
-                timesteps=snn.timesteps, readout=snn.readout, v_th=snn.v_th, reset="subtract",
-                lambdas=snn.lambdas)
+                timesteps=snn.timesteps, readout=snn.readout, v_th=snn.v_th,
+                reset="hard" if snn.neuron == "lif" else "subtract", lambdas=snn.lambdas, snn_options=snn.options())
     syn = [m for m in snn.layers if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     snn_layers = list(ann.layers)  # same indices as the layout; swap in the SNN's weights
     it = iter(syn)
@@ -83,7 +84,11 @@ def load_snn(snn_dir: str | Path, device: torch.device | str = "cpu") -> tuple[S
     """The converted SNN saved in ``snn_dir`` (with its saved timesteps and readout) and its metadata."""
     tensors, meta = load_checkpoint(Path(snn_dir), kind=KIND)
     normalized = _flat(tensors, "snn", meta, str(snn_dir))
-    snn = SpikingQNetwork(normalized, meta["timesteps"], meta["readout"], meta.get("v_th", 1.0), meta.get("lambdas"))
+    try:
+        snn = SpikingQNetwork(normalized, meta["timesteps"], meta["readout"], meta.get("v_th", 1.0),
+                              meta.get("lambdas"), **meta.get("snn_options", {}))
+    except TypeError as e:
+        raise SpikeverseError(f"{snn_dir}: unknown SNN options in the checkpoint ({e})") from None
     return snn.to(torch.device(device)), meta
 
 

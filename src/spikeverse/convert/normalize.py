@@ -111,6 +111,7 @@ class ActivationStats:
     input_max: float = -math.inf
     episodes: int = 0
     returns: list[float] = field(default_factory=list)
+    observations: torch.Tensor | None = None  # the frames themselves, when kept (QCFS fine-tune)
 
     def lambdas(self, percentile: float) -> list[float]:
         """lambda_1..lambda_L: the p-th percentile per layer (fallbacks: max, then 1)."""
@@ -169,11 +170,12 @@ def activation_stats(net: FlatQNetwork, observations: torch.Tensor, min_percenti
 
 def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000, epsilon: float = 0.05,
                         seed: int = 0, num_envs: int = 4, min_percentile: float = 99.0,
-                        env_kwargs: dict | None = None) -> ActivationStats:
+                        env_kwargs: dict | None = None, keep_observations: bool = False) -> ActivationStats:
     """Play ``env_id`` with ``net`` (its greedy action, a random one with probability
     ``epsilon``) for ``frames`` observations in total over ``num_envs`` environments stepped
     side by side, and keep the statistics of every layer's activations on those frames
-    (seed 001: up to 15,000 frames). Deterministic given ``seed``."""
+    (seed 001: up to 15,000 frames). Deterministic given ``seed``. ``keep_observations`` also
+    keeps the frames (in the environment's dtype) as ``stats.observations``."""
     from spikeverse.envs import make
 
     if frames < 1:
@@ -184,13 +186,17 @@ def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000,
     n = max(1, min(num_envs, frames))
     envs = [make(env_id, training=False, **(env_kwargs or {})) for _ in range(n)]
     rec = _Recorder(net, frames, min_percentile)
+    kept: list[np.ndarray] = []
     try:
         obs = [env.reset(seed=int(rng.integers(2**31)))[0] for env in envs]
         ret = [0.0] * n
         done = 0
         while done < frames:
             take = min(n, frames - done)
-            batch = torch.as_tensor(np.stack(obs[:take]))
+            frames_now = np.stack(obs[:take])
+            if keep_observations:
+                kept.append(frames_now)
+            batch = torch.as_tensor(frames_now)
             greedy = rec(batch).argmax(-1).cpu().numpy()
             for i in range(take):
                 a = int(greedy[i])
@@ -208,6 +214,8 @@ def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000,
     finally:
         for env in envs:
             env.close()
+    if keep_observations:
+        rec.stats.observations = torch.as_tensor(np.concatenate(kept))
     return rec.stats
 
 

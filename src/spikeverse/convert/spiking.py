@@ -21,6 +21,15 @@ after T steps (count N, final membrane V(T)):
   With V(0) = 0 it equals ``robust`` in exact arithmetic: eq. 17 recovers exactly what the
   output neurons' spikes and resets took away (eq. 4-7 summed over t).
 
+Variants used by the conversion methods (``convert.methods``): ``neuron="lif"`` (seed 000: the
+continuous-form LIF of ``snn.neurons.lif_step``, hard reset, time constant ``tau`` steps),
+``encoding="poisson"`` (seed 000: rate-coded input, below), ``v_init`` (every neuron starts at
+V(0), e.g. V_thr/2), and ``early_decision`` (stop a sample's window once its argmax cannot change,
+see :meth:`SpikingQNetwork.settled`).
+
+Poisson input: with x_max the largest |input| seen while collecting, the input at each step is
+x_max sign(x) [u < |x| / x_max], u ~ U(0, 1), so that its mean over the window is x.
+
 Cost per decision (SPEC R-ANA-ENERGY): the SNN's synaptic operations are accumulates, one per
 spike per outgoing synapse (spikes x fan-out, ``WindowRecord.synops``), plus the first layer's
 analog input as multiply-accumulates, once per decision; the ANN costs its MACs
@@ -38,10 +47,13 @@ from torch import nn
 
 from spikeverse.convert.graph import FlatQNetwork, synaptic_layers
 from spikeverse.errors import SpikeverseError
-from spikeverse.snn.neurons import IFNeuron
-from spikeverse.snn.simulate import WindowRecord, macs, run_window
+from spikeverse.snn.neurons import IFNeuron, LIFNeuron
+from spikeverse.snn.simulate import WindowRecord, macs, run_window, synaptic_ops
 
 READOUTS = ("count", "rate", "robust", "membrane")
+NEURONS = ("if", "lif")
+ENCODINGS = ("analog", "poisson")
+EARLY_READOUTS = ("robust", "membrane")  # readouts that rank by the integrated output current
 PJ_PER_AC = 0.9
 PJ_PER_MAC = 4.6
 ENERGY_CONVENTION = ("45 nm CMOS, 32-bit float (Horowitz 2014): 0.9 pJ per accumulate (AC, one per "
@@ -92,25 +104,51 @@ class SpikingQNetwork(nn.Module):
     """
 
     def __init__(self, normalized: FlatQNetwork, timesteps: int = 100, readout: str = "robust",
-                 v_th: float = 1.0, lambdas: list[float] | None = None):
+                 v_th: float = 1.0, lambdas: list[float] | None = None, *, neuron: str = "if",
+                 v_init: float = 0.0, tau: float = 10.0, encoding: str = "analog", input_scale: float = 1.0,
+                 early_decision: bool = False, check_every: int = 4, seed: int = 0):
         super().__init__()
         if not v_th > 0:
             raise SpikeverseError(f"the threshold must be > 0, got {v_th}")
+        if neuron not in NEURONS:
+            raise SpikeverseError(f"unknown neuron model {neuron!r} (choose from {', '.join(NEURONS)})")
+        if encoding not in ENCODINGS:
+            raise SpikeverseError(f"unknown input encoding {encoding!r} (choose from {', '.join(ENCODINGS)})")
+        if not tau > 0 or not input_scale > 0 or check_every < 1:
+            raise SpikeverseError("tau and input_scale must be > 0 and check_every >= 1")
         self.v_th = float(v_th)
         self.input_shape = normalized.input_shape
         self.num_actions = normalized.num_actions
         self.layout = normalized.layout()
         self.lambdas = list(lambdas) if lambdas is not None else None
+        self.neuron, self.v_init, self.tau = neuron, float(v_init), float(tau)
+        self.encoding, self.input_scale, self.seed = encoding, float(input_scale), int(seed)
+        self.early_decision, self.check_every = bool(early_decision), int(check_every)
+        self._generator: torch.Generator | None = None
+        self._margin: torch.Tensor | None = None
+
+        def spiking() -> nn.Module:
+            if neuron == "lif":
+                return LIFNeuron(self.tau, v_th=self.v_th, reset="hard", v_init=self.v_init)
+            return IFNeuron(self.v_th, reset="subtract", v_init=self.v_init)
+
         mods: list[nn.Module] = []
         for m in normalized.layers:
-            mods.append(IFNeuron(self.v_th, reset="subtract") if isinstance(m, nn.ReLU) else copy.deepcopy(m))
-        mods.append(IFNeuron(self.v_th, reset="subtract"))  # the spiking output layer (seed 001)
+            mods.append(spiking() if isinstance(m, nn.ReLU) else copy.deepcopy(m))
+        mods.append(spiking())  # the spiking output layer (seed 001)
         self.layers = nn.Sequential(*mods)
         self.timesteps = timesteps
         self.readout = readout
         self._describe()
         self.reset_stats()
         self.last_record: WindowRecord | None = None
+        self.last_steps: torch.Tensor | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The settings that rebuild this SNN from its weights (saved with it)."""
+        return dict(neuron=self.neuron, v_init=self.v_init, tau=self.tau, encoding=self.encoding,
+                    input_scale=self.input_scale, early_decision=self.early_decision,
+                    check_every=self.check_every, seed=self.seed)
 
     # settable, validated attributes
     @property
@@ -158,11 +196,93 @@ class SpikingQNetwork(nn.Module):
         x = torch.as_tensor(obs).to(self.device, torch.float32)
         if tuple(x.shape[1:]) != self.input_shape:
             raise SpikeverseError(f"observations of shape {tuple(x.shape[1:])}, the network takes {self.input_shape}")
-        _, rec = run_window(list(self.layers), x, self.timesteps, record=True)
+        rec = self._early(x) if self.early_decision else self._window(x, self.timesteps, reset=True)
+        if not self.early_decision:
+            self.last_steps = torch.full((x.shape[0],), self.timesteps, device=x.device)
         self.last_record = rec
-        q = readout(self.readout, rec.spike_counts[-1], rec.final_v[-1], self.timesteps, self.v_th)
+        q = readout(self.readout, rec.spike_counts[-1], rec.final_v[-1], self.timesteps, self.v_th,
+                    self.v_init)
         self._accumulate(rec)
         return q
+
+    def _window(self, x: torch.Tensor, steps: int, reset: bool) -> WindowRecord:
+        """Simulate ``steps`` steps (continuing the state unless ``reset``) and return the record."""
+        if self.encoding == "analog":
+            return run_window(list(self.layers), x, steps, record=True, reset=reset)[1]
+        spikes = self.encode(x, steps)
+        rec = run_window(list(self.layers), spikes, constant_input=False, record=True, reset=reset)[1]
+        first = next(m for m in self.layers if isinstance(m, (nn.Conv2d, nn.Linear)))
+        counts = spikes.ne(0).sum(0).to(x.dtype)
+        rec.input_synops = synaptic_ops(first, counts.flatten(1) if isinstance(first, nn.Linear) else counts)
+        return rec
+
+    def encode(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """Poisson input [steps, B, ...]: x_max sign(x) [u < |x| / x_max] (mean x); seeded once."""
+        if self._generator is None or self._generator.device != x.device:
+            self._generator = torch.Generator(device=x.device).manual_seed(self.seed)
+        u = torch.rand((steps, *x.shape), generator=self._generator, device=x.device)
+        p = (x.abs() / self.input_scale).clamp(max=1.0)
+        return (u < p).to(x.dtype) * torch.sign(x) * self.input_scale
+
+    def reset_generator(self) -> None:
+        """Start the Poisson input's random stream again from ``seed``."""
+        self._generator = None
+
+    def settled(self, total: torch.Tensor, remaining: int) -> torch.Tensor:
+        """Early decision: which samples' argmax can no longer change, given the output layer's
+        integrated input current ``total`` [B, A] so far and ``remaining`` steps.
+
+        The last hidden layer's neurons spike at most once per step, so over R remaining steps
+        the leader a* keeps its lead over every a if
+            total_a* - total_a + R (b_a* - b_a + sum_j min(0, W_a*j - W_aj)) > 0,
+        a guaranteed bound: the robust and membrane readouts rank actions by this total
+        (reset by subtraction loses no charge), so the decision equals the full window's."""
+        out = self._output_linear()
+        if out is None:
+            raise SpikeverseError("early decision needs a Linear output layer")
+        W, b = out.weight, out.bias
+        if self._margin is None or self._margin.device != W.device:
+            diff = W.unsqueeze(1) - W.unsqueeze(0)  # [a*, a, J]
+            self._margin = b.unsqueeze(1) - b.unsqueeze(0) + diff.clamp(max=0).sum(-1)  # [a*, a]
+        lead = total.argmax(-1)
+        gap = total.gather(1, lead[:, None]) - total + remaining * self._margin[lead]  # [B, A]
+        gap.scatter_(1, lead[:, None], float("inf"))
+        return (gap > 0).all(-1)
+
+    def _output_linear(self) -> nn.Linear | None:
+        syn = [m for m in self.layers if isinstance(m, (nn.Conv2d, nn.Linear))]
+        return syn[-1] if isinstance(syn[-1], nn.Linear) else None
+
+    def _early(self, x: torch.Tensor) -> WindowRecord:
+        """Run the window in pieces of ``check_every`` steps; stop when every sample's decision is
+        settled. A settled sample's record (spikes, synops, final state) is frozen at its
+        decision, so its costs count only the steps it used (``last_steps``)."""
+        if self.readout not in EARLY_READOUTS or self.neuron != "if":
+            raise SpikeverseError(f"early decision needs IF neurons and a {' or '.join(EARLY_READOUTS)} readout")
+        T, B = self.timesteps, x.shape[0]
+        done = torch.zeros(B, dtype=torch.bool, device=x.device)
+        steps = torch.full((B,), T, device=x.device)
+        merged: WindowRecord | None = None
+        t = 0
+        while t < T:
+            k = min(self.check_every, T - t)
+            rec = self._window(x, k, reset=(t == 0))
+            t += k
+            live = ~done
+            if merged is None:
+                merged = rec
+            else:
+                merged = _merge(merged, rec, live)
+            v_out, n_out = merged.final_v[-1], merged.spike_counts[-1]
+            total = v_out - self.v_init + self.v_th * n_out  # integrated output current
+            now = live & self.settled(total, T - t)
+            steps[now] = t
+            done |= now
+            if bool(done.all()):
+                break
+        merged.timesteps = T
+        self.last_steps = steps
+        return merged
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.q_values(obs)
@@ -172,9 +292,11 @@ class SpikingQNetwork(nn.Module):
     def _per_sample(self, rec: WindowRecord) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Spikes [B] per neuron layer, and synops [B] per layer of synapses, i.e. the
         accumulates done by the synapses *into* each neuron layer (the previous layer's spikes
-        x fan-out; 0 for the first layer, whose analog input costs MACs instead)."""
+        x fan-out; for the first layer, the input spikes x fan-out with Poisson input, 0 with
+        analog input, which costs MACs instead)."""
         spikes = [c.flatten(1).sum(1).double() for c in rec.spike_counts]
-        syn = [torch.zeros_like(spikes[0])] + [s.double() for s in rec.synops]
+        first = rec.input_synops.double() if rec.input_synops is not None else torch.zeros_like(spikes[0])
+        syn = [first] + [s.double() for s in rec.synops]
         if len(syn) != len(spikes):
             raise RuntimeError("one synop monitor per hidden layer was expected")
         return spikes, syn
@@ -184,10 +306,12 @@ class SpikingQNetwork(nn.Module):
         self._decisions = 0
         self._spike_sum = [0.0] * len(self.layer_names)
         self._synop_sum = [0.0] * len(self.layer_names)
+        self._steps_sum = 0.0
 
     def _accumulate(self, rec: WindowRecord) -> None:
         spikes, syn = self._per_sample(rec)
         self._decisions += int(spikes[0].shape[0])
+        self._steps_sum += float(self.last_steps.double().sum())
         for i in range(len(spikes)):
             self._spike_sum[i] += float(spikes[i].sum())
             self._synop_sum[i] += float(syn[i].sum())
@@ -204,6 +328,7 @@ class SpikingQNetwork(nn.Module):
             n = self._decisions
             spikes = [s / max(n, 1) for s in self._spike_sum]
             syn = [s / max(n, 1) for s in self._synop_sum]
+            steps = self._steps_sum / max(n, 1)
         else:
             if self.last_record is None:
                 return {}
@@ -211,26 +336,44 @@ class SpikingQNetwork(nn.Module):
             n = int(sp[0].shape[0])
             spikes = [float(s.mean()) for s in sp]
             syn = [float(s.mean()) for s in sy]
+            steps = float(self.last_steps.double().mean())
         T = self.timesteps
+        input_macs = float(self.input_macs) if self.encoding == "analog" else 0.0
         layers = [dict(name=name, neurons=units, spikes_per_decision=s, firing_rate=s / (units * T),
-                       synops_per_decision=o, input_macs_per_decision=float(self.input_macs) if i == 0 else 0.0,
+                       synops_per_decision=o, input_macs_per_decision=input_macs if i == 0 else 0.0,
                        ann_macs_per_decision=m)
                   for i, (name, units, s, o, m) in enumerate(zip(self.layer_names, self.neurons, spikes, syn,
                                                                 self.ann_macs))]
         synops = float(sum(syn))
         ann_macs = float(sum(self.ann_macs))
         return dict(
-            decisions=n, timesteps=T, readout=self.readout,
+            decisions=n, timesteps=T, readout=self.readout, **self.options(),
+            mean_timesteps_per_decision=steps,
             layers=layers,
             spikes_per_decision=float(sum(spikes)),
             firing_rate=float(sum(spikes)) / (sum(self.neurons) * T),
             synops_per_decision=synops,
-            input_macs_per_decision=float(self.input_macs),
-            energy_uJ_per_decision=energy_uj(synops, self.input_macs),
+            input_macs_per_decision=input_macs,
+            energy_uJ_per_decision=energy_uj(synops, input_macs),
             ann_macs_per_decision=ann_macs,
             ann_energy_uJ_per_decision=energy_uj(0.0, ann_macs),
             energy_convention=ENERGY_CONVENTION,
         )
+
+
+def _merge(acc: WindowRecord, new: WindowRecord, live: torch.Tensor) -> WindowRecord:
+    """Add a later piece of a window to ``acc`` for the ``live`` samples only (the others'
+    decisions are already taken)."""
+    def pick(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        m = live.view(-1, *([1] * (a.dim() - 1)))
+        return torch.where(m, b, a)
+
+    acc.spike_counts = [pick(a, a + b) for a, b in zip(acc.spike_counts, new.spike_counts)]
+    acc.final_v = [pick(a, b) for a, b in zip(acc.final_v, new.final_v)]
+    acc.synops = [pick(a, a + b) for a, b in zip(acc.synops, new.synops)]
+    if acc.input_synops is not None:
+        acc.input_synops = pick(acc.input_synops, acc.input_synops + new.input_synops)
+    return acc
 
 
 def agreement(policy_a, policy_b, obs: torch.Tensor) -> float:

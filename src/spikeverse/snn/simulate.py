@@ -109,6 +109,7 @@ class WindowRecord:
     final_v: list[torch.Tensor] = field(default_factory=list)  # [B, ...] membrane at the end
     v_traces: list[torch.Tensor] = field(default_factory=list)  # [T, B, ...] if requested
     synops: list[torch.Tensor] = field(default_factory=list)  # [B] accumulates caused by each layer's spikes
+    input_synops: torch.Tensor | None = None  # [B], set by callers that feed input spikes (spikes x fan-out)
 
     def firing_rates(self) -> list[torch.Tensor]:
         """Mean spikes per neuron per step, per sample: [B] for each layer."""
@@ -127,6 +128,7 @@ def run_window(
     record: bool = False,
     record_traces: bool = False,
     chunk: int | None = None,
+    reset: bool = True,
 ) -> tuple[torch.Tensor, WindowRecord | None]:
     """Simulate ``layers`` for one window; returns (outputs [T, B, ...], record or None).
 
@@ -134,10 +136,12 @@ def run_window(
     ``timesteps``). Otherwise ``x`` is already time-first [T, B, ...] (e.g. Poisson spikes).
     Neuron state is reset at the start of the window and carried across chunks of ``chunk``
     time steps (default :func:`default_chunk`); the result does not depend on the chunking.
+    ``reset=False`` continues from the neurons' current state (a window run in pieces); the
+    record then covers this piece only.
     """
     segments = split_segments(layers)
     for stateful, mods in segments:
-        if stateful:
+        if stateful and reset:
             mods[0].reset()
     first = 0
     if constant_input:

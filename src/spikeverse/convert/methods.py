@@ -1,0 +1,140 @@
+"""The conversion methods (SPEC R-CONV): one function each, and :func:`convert_ann` choosing by name.
+
+- ``naive`` (seed 000, R-CONV-NAIVE): weights copied, synaptic layer k scaled by a user factor
+  (seed: 10x, then 100x, i.e. 10x more per layer), LIF neurons, Poisson input, action = the
+  output neuron with the most spikes.
+- ``tan`` (seed 001, R-CONV-TAN): IF neurons with reset by subtraction, data-based p-th percentile
+  normalization (eq. 16), analog input, robust readout (eq. 17).
+- ``fast`` (beyond seed 001): a QCFS distillation fine-tune of the DQN with L levels
+  (``convert.qcfs``; ``levels=0`` skips it), normalization by the trained thresholds, every IF
+  neuron starting at V_thr/2, the analog (membrane) readout, and optionally the early decision.
+
+Every method returns (SpikingQNetwork, info); ``info`` is saved with the SNN.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Sequence
+
+import torch
+
+from spikeverse.convert.graph import FlatQNetwork, synaptic_layers
+from spikeverse.convert.normalize import ActivationStats, check_percentile, collect_activations, normalize
+from spikeverse.convert.qcfs import qcfs_finetune
+from spikeverse.convert.spiking import SpikingQNetwork, check_readout, check_timesteps
+from spikeverse.errors import SpikeverseError
+
+METHODS = ("naive", "tan", "fast")
+DEFAULT_READOUT = {"naive": "count", "tan": "robust", "fast": "membrane"}
+NAIVE_SCALES = (10.0, 100.0)
+
+
+def _collection(stats: ActivationStats, epsilon: float, seed: int) -> dict[str, Any]:
+    lo, hi = stats.input_min, stats.input_max
+    return dict(frames=stats.frames, epsilon=epsilon, seed=seed, episodes_finished=stats.episodes,
+                mean_return=(sum(stats.returns) / len(stats.returns)) if stats.returns else None,
+                input_range=[lo, hi], input_in_unit_interval=bool(lo >= 0.0 and hi <= 1.0))
+
+
+def _stats(ann: FlatQNetwork, env_id: str | None, stats: ActivationStats | None, *, frames: int, epsilon: float,
+           seed: int, percentile: float, keep_observations: bool = False) -> ActivationStats:
+    if stats is not None and (not keep_observations or stats.observations is not None):
+        return stats
+    if env_id is None:
+        raise SpikeverseError("an env_id (to collect activations) or precomputed stats are needed")
+    return collect_activations(ann, env_id, frames=frames, epsilon=epsilon, seed=seed,
+                               min_percentile=min(percentile, 99.0), keep_observations=keep_observations)
+
+
+def layer_scales(scales: Sequence[float], layers: int) -> list[float]:
+    """Scale factor per synaptic layer: the given ones, then 10x more per further layer (seed 000:
+    "scaled the weights by a factor of 10 at each successive layer")."""
+    out = [float(s) for s in scales]
+    if not out or any(not s > 0 for s in out):
+        raise SpikeverseError(f"scale factors must be > 0, got {list(scales)}")
+    while len(out) < layers:
+        out.append(out[-1] * 10.0)
+    return out[:layers]
+
+
+def convert_naive(ann: FlatQNetwork, env_id: str | None = None, *, timesteps: int = 100, readout: str = "count",
+                  scales: Sequence[float] = NAIVE_SCALES, tau: float = 10.0, frames: int = 2_000,
+                  epsilon: float = 0.05, seed: int = 0, stats: ActivationStats | None = None,
+                  **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+    """Seed 000's weight transfer: W_k, b_k <- s_k W_k, s_k b_k, LIF neurons (tau, hard reset),
+    Poisson input scaled to the largest |input| seen while playing (frames only for that range)."""
+    check_timesteps(timesteps)
+    check_readout(readout)
+    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=99.0)
+    s = layer_scales(scales, len(synaptic_layers(ann.layers)))
+    scaled = copy.deepcopy(ann)
+    with torch.no_grad():
+        for m, k in zip(synaptic_layers(scaled.layers), s):
+            m.weight.mul_(k)
+            m.bias.mul_(k)
+    x_max = max(abs(stats.input_min), abs(stats.input_max)) or 1.0
+    snn = SpikingQNetwork(scaled, timesteps, readout, neuron="lif", tau=tau, encoding="poisson",
+                          input_scale=x_max, seed=seed).to(ann.device)
+    info = dict(method="naive", scales=s, tau=tau, collection=_collection(stats, epsilon, seed), percentile=None,
+                lambdas=None)
+    return snn, info
+
+
+def convert_tan(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 100,
+                readout: str = "robust", frames: int = 15_000, epsilon: float = 0.05, seed: int = 0,
+                stats: ActivationStats | None = None, **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+    """Seed 001's conversion: play ``env_id`` with ``ann`` for ``frames`` frames (or use given
+    ``stats``), lambda_l = the p-th percentile of each layer's activations, normalize (eq. 16),
+    IF neurons with reset by subtraction, analog input. Returns the SNN and a summary."""
+    check_percentile(percentile)
+    check_timesteps(timesteps)
+    check_readout(readout)
+    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=percentile)
+    lambdas = stats.lambdas(percentile)
+    snn = SpikingQNetwork(normalize(ann, lambdas), timesteps, readout, lambdas=lambdas).to(ann.device)
+    info = dict(method="tan", percentile=float(percentile), lambdas=lambdas,
+                collection=_collection(stats, epsilon, seed),
+                percentile_of="all rectified outputs per layer (zeros included); output layer: max(Q, 0)")
+    return snn, info
+
+
+def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 32,
+                 readout: str = "membrane", levels: int = 8, epochs: int = 30, v_init: float = 0.5,
+                 early_decision: bool = False, frames: int = 15_000, epsilon: float = 0.05, seed: int = 0,
+                 stats: ActivationStats | None = None, **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+    """QCFS fine-tune (``levels`` L > 0; thresholds start at the p-th percentiles), normalize by
+    the trained thresholds, IF neurons starting at ``v_init`` x V_thr, analog readout."""
+    check_percentile(percentile)
+    check_timesteps(timesteps)
+    check_readout(readout)
+    if levels < 0:
+        raise SpikeverseError(f"--levels must be >= 0 (0: no fine-tune), got {levels}")
+    if not 0.0 <= v_init < 1.0:
+        raise SpikeverseError(f"v_init must be in [0, 1) (a fraction of the threshold), got {v_init}")
+    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=percentile,
+                   keep_observations=levels > 0)
+    lambdas = stats.lambdas(percentile)
+    source, finetune = ann, None
+    if levels > 0:
+        ft = qcfs_finetune(ann, stats.observations, lambdas[:-1], levels=levels, epochs=epochs, seed=seed)
+        source, lambdas = ft.net, ft.lambdas + lambdas[-1:]
+        finetune = dict(levels=levels, epochs=epochs, frames=ft.frames, trained_lambdas=ft.lambdas,
+                        heldout_agreement_before=ft.agreement_before, heldout_agreement_after=ft.agreement_after)
+    snn = SpikingQNetwork(normalize(source, lambdas), timesteps, readout, lambdas=lambdas, v_init=v_init,
+                          early_decision=early_decision).to(ann.device)
+    info = dict(method="fast", percentile=float(percentile), lambdas=lambdas, qcfs=finetune,
+                collection=_collection(stats, epsilon, seed))
+    return snn, info
+
+
+CONVERTERS = {"naive": convert_naive, "tan": convert_tan, "fast": convert_fast}
+
+
+def convert_ann(ann: FlatQNetwork, env_id: str | None = None, *, method: str = "tan", readout: str | None = None,
+                **options: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+    """Convert with ``method`` (naive, tan or fast); ``readout=None`` takes the method's own
+    (naive: count, tan: robust, fast: membrane). Options a method does not use are ignored."""
+    if method not in CONVERTERS:
+        raise SpikeverseError(f"unknown conversion method {method!r} (choose from {', '.join(METHODS)})")
+    return CONVERTERS[method](ann, env_id, readout=readout or DEFAULT_READOUT[method], **options)

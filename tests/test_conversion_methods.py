@@ -1,0 +1,171 @@
+"""The conversion methods beyond seed 001's: naive (seed 000), fast (QCFS fine-tune, V_thr/2 start,
+analog readout, early decision), the method switch and their persistence."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from spikeverse.cli.app import main
+from spikeverse.convert import (
+    QCFS, activation_stats, agreement, convert_ann, from_module, layer_scales, load_snn, qcfs_finetune, save_snn,
+)
+from spikeverse.errors import SpikeverseError
+from spikeverse.snn.neurons import IFNeuron, LIFNeuron
+
+
+def _flat(sizes=(4, 32, 32, 3), seed=0):
+    torch.manual_seed(seed)
+    mods = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        mods.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            mods.append(nn.ReLU())
+    return from_module(nn.Sequential(*mods), input_shape=(sizes[0],))
+
+
+# ----------------------------------------------------------------------------- naive (seed 000)
+
+
+def test_layer_scales_continue_tenfold():
+    assert layer_scales([10, 100], 4) == [10, 100, 1000, 10000]
+    assert layer_scales([2], 2) == [2, 20]
+    with pytest.raises(SpikeverseError):
+        layer_scales([10, 0], 2)
+
+
+def test_naive_scales_weights_and_uses_lif_with_poisson_input():
+    flat = _flat()
+    obs = torch.randn(200, 4)
+    snn, info = convert_ann(flat, method="naive", stats=activation_stats(flat, obs, 99), timesteps=50)
+    assert info["method"] == "naive" and info["scales"] == [10, 100, 1000] and snn.readout == "count"
+    src = [m for m in flat.layers if isinstance(m, nn.Linear)]
+    dst = [m for m in snn.layers if isinstance(m, nn.Linear)]
+    for s, a, b in zip(info["scales"], src, dst):
+        torch.testing.assert_close(b.weight, s * a.weight)
+        torch.testing.assert_close(b.bias, s * a.bias)
+    neurons = [m for m in snn.layers if isinstance(m, (IFNeuron, LIFNeuron))]
+    assert len(neurons) == 3 and all(isinstance(m, LIFNeuron) for m in neurons)
+    assert snn.encoding == "poisson" and snn.input_scale == pytest.approx(float(obs.abs().max()))
+    q = snn.q_values(obs[:16])
+    assert q.shape == (16, 3) and torch.all(q == q.round()) and snn.diagnostics()["input_macs_per_decision"] == 0
+    assert snn.diagnostics()["layers"][0]["synops_per_decision"] > 0  # input spikes x fan-out
+
+
+def test_poisson_input_is_unbiased_signed_and_seeded():
+    flat = _flat()
+    snn, _ = convert_ann(flat, method="naive", stats=activation_stats(flat, torch.full((4, 4), 2.0), 99))
+    x = torch.tensor([[0.5, -1.0, 2.0, 0.0]])
+    spikes = snn.encode(x, 20_000)
+    assert set(spikes.unique().tolist()) <= {-2.0, 0.0, 2.0}
+    torch.testing.assert_close(spikes.mean(0), x, atol=0.03, rtol=0)
+    snn.reset_generator()
+    a = snn.encode(x, 10)
+    snn.reset_generator()
+    assert torch.equal(a, snn.encode(x, 10))
+
+
+# ----------------------------------------------------------------------------- QCFS and fast
+
+
+@pytest.mark.parametrize("levels", [4, 8, 32])
+def test_qcfs_equals_the_if_neuron_rate_at_T_equal_L(levels):
+    """An IF neuron with threshold lambda, V(0) = lambda/2, reset by subtraction, constant input x
+    for T = L steps fires floor(xL/lambda + 1/2) times, clipped to [0, L]: rate x lambda = QCFS(x)."""
+    lam = 1.7
+    x = torch.linspace(-1.0, 2.5, 2001)
+    neuron = IFNeuron(v_th=lam, v_init=lam / 2)
+    counts = neuron.multi_step(x.expand(levels, -1)).sum(0)
+    torch.testing.assert_close(counts * lam / levels, QCFS(lam, levels)(x).detach(), atol=1e-5, rtol=0)
+
+
+def test_qcfs_gradients_reach_weights_and_thresholds():
+    q = QCFS(1.0, 4)
+    x = torch.linspace(-0.5, 1.5, 50, requires_grad=True)
+    q(x).sum().backward()
+    assert q.lam.grad is not None and q.lam.grad != 0
+    assert torch.all(x.grad[(x > 0) & (x < 1)] == 1) and torch.all(x.grad[(x < 0) | (x > 1)] == 0)
+
+
+def test_finetune_recovers_the_teachers_actions():
+    teacher = _flat((4, 32, 32, 2), seed=3)
+    obs = torch.randn(3000, 4)
+    lams = activation_stats(teacher, obs, 99).lambdas(99.9)[:-1]
+    ft = qcfs_finetune(teacher, obs, lams, levels=8, epochs=30, seed=0)
+    assert ft.agreement_after > ft.agreement_before and ft.agreement_after >= 0.9
+    assert len(ft.lambdas) == 2 and all(lam > 0 for lam in ft.lambdas)
+
+
+def test_fast_beats_tan_at_short_windows():
+    teacher = _flat((4, 64, 64, 3), seed=1)
+    obs, held = torch.randn(3000, 4), torch.randn(2000, 4)
+    stats = activation_stats(teacher, obs, 99)
+    stats.observations = obs
+    tan, _ = convert_ann(teacher, method="tan", stats=stats, timesteps=8)
+    fast, info = convert_ann(teacher, method="fast", stats=stats, timesteps=8, levels=8, epochs=20)
+    assert fast.readout == "membrane" and fast.v_init == 0.5 and info["qcfs"]["levels"] == 8
+    assert agreement(fast, teacher, held) > agreement(tan, teacher, held) + 0.05
+
+
+def test_early_decision_takes_the_full_windows_decision_in_fewer_steps():
+    teacher = _flat((4, 32, 32, 4), seed=2)
+    obs = torch.randn(500, 4) * 2
+    stats = activation_stats(teacher, obs, 99)
+    full, _ = convert_ann(teacher, method="fast", stats=stats, timesteps=64, levels=0)
+    early, _ = convert_ann(teacher, method="fast", stats=stats, timesteps=64, levels=0, early_decision=True)
+    assert torch.equal(full.q_values(obs).argmax(-1), early.q_values(obs).argmax(-1))
+    steps = early.last_steps
+    assert steps.max() <= 64 and steps.float().mean() < 64
+    d_early, d_full = early.diagnostics(), full.diagnostics()
+    assert d_early["mean_timesteps_per_decision"] == pytest.approx(float(steps.float().mean()))
+    assert d_early["synops_per_decision"] < d_full["synops_per_decision"]
+    early.readout = "count"
+    with pytest.raises(SpikeverseError, match="early decision"):
+        early.q_values(obs[:2])
+
+
+def test_options_survive_save_and_load(tmp_path):
+    flat = _flat()
+    obs = torch.randn(100, 4)
+    stats = activation_stats(flat, obs, 99)
+    for method, extra in (("naive", {}), ("fast", dict(levels=0, early_decision=True))):
+        snn, info = convert_ann(flat, method=method, stats=stats, timesteps=16, **extra)
+        save_snn(tmp_path / method, snn, flat, dict(env_id="CartPole-v1", **info))
+        back, meta = load_snn(tmp_path / method)
+        assert back.options() == snn.options() and meta["method"] == method
+        if method == "naive":
+            snn.reset_generator()
+        assert torch.equal(back.q_values(obs[:8]), snn.q_values(obs[:8]))
+
+
+def test_unknown_method_and_bad_options():
+    flat = _flat()
+    stats = activation_stats(flat, torch.randn(10, 4), 99)
+    with pytest.raises(SpikeverseError, match="naive, tan, fast"):
+        convert_ann(flat, method="burst", stats=stats)
+    with pytest.raises(SpikeverseError):
+        convert_ann(flat, method="fast", stats=stats, levels=-1)
+    with pytest.raises(SpikeverseError):
+        convert_ann(flat, method="fast", stats=stats, v_init=1.5)
+
+
+def test_cli_converts_with_each_method(tmp_path, capsys):
+    from spikeverse.rl.config import DQNConfig
+    from spikeverse.rl.train import train_dqn
+
+    run = tmp_path / "dqn"
+    train_dqn(DQNConfig.for_env("CartPole-v1", total_steps=1000, eval_interval=0, device="cpu"), run, progress=False)
+    for method, extra in (("naive", ["--scales", "5,50"]), ("fast", ["--levels", "4", "--epochs", "2"])):
+        rc = main(["convert", str(run), "--method", method, "--frames", "300", "--json", "--device", "cpu", *extra])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        summary = json.loads(out)
+        assert summary["method"] == method
+        rc = main(["evaluate", summary["snn_dir"], "--episodes", "1", "--json", "--device", "cpu"])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        assert 0.0 <= json.loads(out)["conversion_rate"] <= 1.0
+    assert summary["timesteps"] == 32 and summary["qcfs"]["levels"] == 4
+    rc = main(["convert", str(run), "--method", "naive", "--scales", "ten", "--frames", "10"])
+    assert rc == 2 and "--scales" in capsys.readouterr().err
