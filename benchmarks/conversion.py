@@ -105,7 +105,7 @@ def main() -> None:
     ann_scores = None
     for name in args.methods.split(","):
         t = time.perf_counter()
-        snn, info = convert_ann(ann, stats=stats, percentile=99.9, seed=0, **specs[name])
+        snn, info = convert_ann(ann, env, stats=stats, percentile=99.9, seed=0, **specs[name])
         convert_s = time.perf_counter() - t
         curve = {}
         for T in Ts:

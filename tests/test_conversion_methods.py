@@ -69,6 +69,24 @@ def test_poisson_input_is_unbiased_signed_and_seeded():
 # ----------------------------------------------------------------------------- QCFS and fast
 
 
+def test_channel_wise_normalization_keeps_the_function():
+    """ReLU networks are positively homogeneous: with a scale per unit/channel (through a
+    Flatten too), the normalized network times lambda_L is the original network."""
+    from spikeverse.convert import normalize
+    from spikeverse.rl.networks import NetworkSpec, QNetwork
+
+    flat = from_module(QNetwork(NetworkSpec(arch="minatar", obs_shape=(4, 10, 10), num_actions=3, hidden=(32,))))
+    g = torch.Generator().manual_seed(0)
+    lams = [torch.rand(16, generator=g) + 0.1, torch.rand(32, generator=g) + 0.1, 2.5]
+    x = torch.rand(8, 4, 10, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(normalize(flat, lams)(x) * 2.5, flat(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(SpikeverseError, match="scales for"):
+        normalize(flat, [torch.ones(15), torch.ones(32), 1.0])
+    with pytest.raises(SpikeverseError, match="> 0"):
+        normalize(flat, [torch.zeros(16), torch.ones(32), 1.0])
+
+
 @pytest.mark.parametrize("levels", [4, 8, 32])
 def test_qcfs_equals_the_if_neuron_rate_at_T_equal_L(levels):
     """An IF neuron with threshold lambda, V(0) = lambda/2, reset by subtraction, constant input x
@@ -94,7 +112,7 @@ def test_finetune_recovers_the_teachers_actions():
     lams = activation_stats(teacher, obs, 99).lambdas(99.9)[:-1]
     ft = qcfs_finetune(teacher, obs, lams, levels=8, epochs=30, seed=0)
     assert ft.agreement_after > ft.agreement_before and ft.agreement_after >= 0.9
-    assert len(ft.lambdas) == 2 and all(lam > 0 for lam in ft.lambdas)
+    assert [len(lam) for lam in ft.lambdas] == [32, 32] and all(min(lam) > 0 for lam in ft.lambdas)
 
 
 def test_fast_beats_tan_at_short_windows():
@@ -156,7 +174,7 @@ def test_cli_converts_with_each_method(tmp_path, capsys):
 
     run = tmp_path / "dqn"
     train_dqn(DQNConfig.for_env("CartPole-v1", total_steps=1000, eval_interval=0, device="cpu"), run, progress=False)
-    for method, extra in (("naive", ["--scales", "5,50"]), ("fast", ["--levels", "4", "--epochs", "2"])):
+    for method, extra in (("naive", ["--scales", "5,50"]), ("fast", ["--levels", "4", "--epochs", "2", "--finetune-frames", "500"])):
         rc = main(["convert", str(run), "--method", method, "--frames", "300", "--json", "--device", "cpu", *extra])
         out, err = capsys.readouterr()
         assert rc == 0, err

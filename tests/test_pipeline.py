@@ -8,7 +8,8 @@ from spikeverse.cli.app import main
 def test_run_writes_a_report(tmp_path, capsys):
     out = tmp_path / "cp"
     rc = main(["run", "--out", str(out), "--steps", "1500", "--episodes", "3", "--no-progress", "--json",
-               "--frames", "500", "--timesteps", "16", "--epochs", "3", "--levels", "8"])
+               "--frames", "500", "--timesteps", "16", "--epochs", "3", "--levels", "8",
+               "--finetune-frames", "1000"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert res["env"] == "CartPole-v1" and res["dqn"]["n"] == 3

@@ -31,8 +31,10 @@ def convert(
     percentile: float = typer.Option(99.9, help="p of the p-th percentile normalization (100 = max); tan and fast."),
     timesteps: Optional[int] = typer.Option(None, help="Simulation steps T per decision (default: naive/tan 100, fast 32; seed 001 tables: 500)."),
     readout: Optional[str] = typer.Option(None, help="Output readout: count, rate, robust (eq. 17) or membrane (analog). Default per method: naive count, tan robust, fast membrane."),
-    levels: int = typer.Option(8, help="fast: QCFS quantization levels L of the fine-tune (0 = no fine-tune)."),
-    epochs: int = typer.Option(30, help="fast: epochs of the QCFS distillation fine-tune over the collected frames."),
+    levels: int = typer.Option(32, help="fast: QCFS quantization levels L of the fine-tune (0 = no fine-tune)."),
+    epochs: int = typer.Option(300, help="fast: epochs of the QCFS distillation fine-tune."),
+    finetune_frames: int = typer.Option(45_000, help="fast: frames of the DQN's own play the fine-tune learns from."),
+    channel_wise: bool = typer.Option(True, "--channel-wise/--layer-wise", help="fast: one threshold per unit/channel (default) or per layer."),
     v_init: float = typer.Option(0.5, "--v-init", help="fast: initial membrane potential as a fraction of the threshold."),
     early_decision: bool = typer.Option(False, "--early-decision/--no-early-decision", help="fast: stop a decision's window once its argmax cannot change."),
     scales: str = typer.Option("10,100", help="naive: weight scale per layer (comma-separated; then 10x more per further layer)."),
@@ -54,7 +56,7 @@ def convert(
         raise SpikeverseError(f"--scales takes comma-separated numbers, got {scales!r}") from None
     target = out or default_snn_dir(run_dir, state_dict, method, percentile)
     options = dict(percentile=percentile, frames=frames, epsilon=epsilon, seed=seed, levels=levels, epochs=epochs,
-                   v_init=v_init, early_decision=early_decision, scales=scale_list, tau=tau)
+                   finetune_frames=finetune_frames, channel_wise=channel_wise, v_init=v_init, early_decision=early_decision, scales=scale_list, tau=tau)
     if timesteps is not None:
         options["timesteps"] = timesteps
     summary = convert_source(target, run_dir, state_dict=state_dict, env_id=env, method=method, readout=readout,
@@ -63,7 +65,9 @@ def convert(
         typer.echo(json.dumps(summary))
     else:
         if summary["lambdas"] is not None:
-            scaling = f"p={summary['percentile']:g}, lambdas " + ", ".join(f"{x:.4g}" for x in summary["lambdas"])
+            scaling = f"p={summary['percentile']:g}, lambdas " + ", ".join(
+                f"{x:.4g}" if isinstance(x, (int, float)) else f"{len(x)} per channel, mean {sum(x) / len(x):.4g}"
+                for x in summary["lambdas"])
         else:
             scaling = "scales " + ", ".join(f"{x:g}" for x in summary["scales"])
         typer.echo(f"{summary['env_id']}: converted ({summary['method']}, T={summary['timesteps']}, "

@@ -5,9 +5,10 @@
   output neuron with the most spikes.
 - ``tan`` (seed 001, R-CONV-TAN): IF neurons with reset by subtraction, data-based p-th percentile
   normalization (eq. 16), analog input, robust readout (eq. 17).
-- ``fast`` (beyond seed 001): a QCFS distillation fine-tune of the DQN with L levels
-  (``convert.qcfs``; ``levels=0`` skips it), normalization by the trained thresholds, every IF
-  neuron starting at V_thr/2, the analog (membrane) readout, and optionally the early decision.
+- ``fast`` (beyond seed 001): a QCFS distillation fine-tune of the DQN with L levels and a
+  threshold per unit/channel (``convert.qcfs``; ``levels=0`` skips it), normalization by the
+  trained thresholds (channel-wise), every IF neuron starting at V_thr/2, the analog (membrane)
+  readout, and optionally the early decision.
 
 Every method returns (SpikingQNetwork, info); ``info`` is saved with the SNN.
 """
@@ -100,11 +101,13 @@ def convert_tan(ann: FlatQNetwork, env_id: str | None = None, *, percentile: flo
 
 
 def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 32,
-                 readout: str = "membrane", levels: int = 8, epochs: int = 30, v_init: float = 0.5,
-                 early_decision: bool = False, frames: int = 15_000, epsilon: float = 0.05, seed: int = 0,
-                 stats: ActivationStats | None = None, **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
-    """QCFS fine-tune (``levels`` L > 0; thresholds start at the p-th percentiles), normalize by
-    the trained thresholds, IF neurons starting at ``v_init`` x V_thr, analog readout."""
+                 readout: str = "membrane", levels: int = 32, epochs: int = 300, channel_wise: bool = True,
+                 finetune_frames: int = 45_000, v_init: float = 0.5, early_decision: bool = False,
+                 frames: int = 15_000, epsilon: float = 0.05, seed: int = 0, stats: ActivationStats | None = None,
+                 **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+    """QCFS fine-tune (``levels`` L > 0; thresholds start at the p-th percentiles, one per
+    unit/channel with ``channel_wise``) on ``finetune_frames`` frames of the DQN's own play,
+    normalize by the trained thresholds, IF neurons starting at ``v_init`` x V_thr, analog readout."""
     check_percentile(percentile)
     check_timesteps(timesteps)
     check_readout(readout)
@@ -112,14 +115,22 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
         raise SpikeverseError(f"--levels must be >= 0 (0: no fine-tune), got {levels}")
     if not 0.0 <= v_init < 1.0:
         raise SpikeverseError(f"v_init must be in [0, 1) (a fraction of the threshold), got {v_init}")
-    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=percentile,
-                   keep_observations=levels > 0)
+    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=percentile)
     lambdas = stats.lambdas(percentile)
     source, finetune = ann, None
     if levels > 0:
-        ft = qcfs_finetune(ann, stats.observations, lambdas[:-1], levels=levels, epochs=epochs, seed=seed)
+        obs = stats.observations
+        if obs is None or obs.shape[0] < finetune_frames:
+            if env_id is None:
+                if obs is None:
+                    raise SpikeverseError("the QCFS fine-tune needs frames: an env_id or stats with observations")
+            else:
+                obs = collect_activations(ann, env_id, frames=finetune_frames, epsilon=epsilon, seed=seed + 1,
+                                          keep_observations=True).observations
+        ft = qcfs_finetune(ann, obs[:finetune_frames], lambdas[:-1], levels=levels, epochs=epochs,
+                           channel_wise=channel_wise, seed=seed)
         source, lambdas = ft.net, ft.lambdas + lambdas[-1:]
-        finetune = dict(levels=levels, epochs=epochs, frames=ft.frames, trained_lambdas=ft.lambdas,
+        finetune = dict(levels=levels, epochs=epochs, frames=ft.frames, channel_wise=channel_wise,
                         heldout_agreement_before=ft.agreement_before, heldout_agreement_after=ft.agreement_after)
     snn = SpikingQNetwork(normalize(source, lambdas), timesteps, readout, lambdas=lambdas, v_init=v_init,
                           early_decision=early_decision).to(ann.device)

@@ -219,20 +219,43 @@ def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000,
     return rec.stats
 
 
-def normalize(net: FlatQNetwork, lambdas: Sequence[float]) -> FlatQNetwork:
+Scale = float | Sequence[float] | torch.Tensor
+
+
+def _vector(lam: Scale, n: int, what: str) -> torch.Tensor:
+    """A layer's scale as a [n] vector (a float: the same for every unit or channel)."""
+    v = torch.as_tensor(lam, dtype=torch.float64).flatten()
+    if v.numel() == 1:
+        v = v.expand(n)
+    if v.numel() != n:
+        raise SpikeverseError(f"{what}: {v.numel()} scales for {n} units")
+    if not bool(torch.all(v > 0)) or not bool(torch.all(torch.isfinite(v))):
+        raise SpikeverseError(f"a normalization scale must be > 0 and finite, got {v.min().item():.4g}")
+    return v
+
+
+def normalize(net: FlatQNetwork, lambdas: Sequence[Scale]) -> FlatQNetwork:
     """A copy of ``net`` with w_l <- (lambda_{l-1}/lambda_l) w_l, b_l <- b_l/lambda_l (eq. 16),
-    lambda_0 = 1. ``lambdas`` = [lambda_1, ..., lambda_L], one per synaptic layer."""
+    lambda_0 = 1. ``lambdas`` = [lambda_1, ..., lambda_L], one per synaptic layer: a float (layer-
+    wise, seed 001) or one value per output unit / channel (channel-wise, as in the QCFS fine-tune:
+    w_l[i, j] <- lambda_{l-1}[j] / lambda_l[i] w_l[i, j]; a channel's scale covers all its
+    positions, through a Flatten too)."""
     out = copy.deepcopy(net)
     syn = synaptic_layers(out.layers)
     if len(lambdas) != len(syn):
         raise SpikeverseError(f"{len(lambdas)} scales for {len(syn)} layers")
-    prev = 1.0
+    prev = None  # [channels] of the previous layer, None for the input (lambda_0 = 1)
     with torch.no_grad():
-        for m, lam in zip(syn, lambdas):
-            lam = float(lam)
-            if not lam > 0 or not math.isfinite(lam):
-                raise SpikeverseError(f"a normalization scale must be > 0, got {lam}")
-            m.weight.mul_(prev / lam)
-            m.bias.div_(lam)
-            prev = lam
+        for k, (m, lam) in enumerate(zip(syn, lambdas)):
+            n_out = m.out_features if isinstance(m, nn.Linear) else m.out_channels
+            lam_v = _vector(lam, n_out, f"layer {k + 1}")
+            w = m.weight.double()
+            if prev is not None:
+                n_in = m.in_features if isinstance(m, nn.Linear) else m.in_channels
+                scale_in = prev.repeat_interleave(n_in // prev.numel()) if n_in != prev.numel() else prev
+                w = w * scale_in.view(1, -1, *([1] * (w.dim() - 2)))
+            w = w / lam_v.view(-1, *([1] * (w.dim() - 1)))
+            m.weight.copy_(w.to(m.weight.dtype))
+            m.bias.copy_((m.bias.double() / lam_v).to(m.bias.dtype))
+            prev = lam_v
     return out

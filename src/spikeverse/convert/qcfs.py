@@ -31,23 +31,26 @@ from spikeverse.errors import SpikeverseError
 
 
 class QCFS(nn.Module):
-    """h(x) = lambda/L clip(floor(x L/lambda + 1/2), 0, L); lambda trainable, floor straight-through."""
+    """h(x) = lambda/L clip(floor(x L/lambda + 1/2), 0, L); lambda trainable (one per layer, or
+    one per unit/channel with ``channels``: dim 1 of the input), floor straight-through."""
 
-    def __init__(self, lam: float, levels: int):
+    def __init__(self, lam: float, levels: int, channels: int | None = None):
         super().__init__()
-        self.lam = nn.Parameter(torch.tensor(float(lam)))
+        value = torch.tensor(float(lam)) if channels is None else torch.full((int(channels),), float(lam))
+        self.lam = nn.Parameter(value)
         self.levels = int(levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = (x / self.lam).clamp(0.0, 1.0) * self.levels
+        lam = self.lam if self.lam.dim() == 0 else self.lam.view(1, -1, *([1] * (x.dim() - 2)))
+        y = (x / lam).clamp(0.0, 1.0) * self.levels
         y = y + ((y + 0.5).floor() - y).detach()  # floor(y + 1/2) forward, identity backward
-        return y * (self.lam / self.levels)
+        return y * (lam / self.levels)
 
 
 @dataclass
 class FineTuneResult:
     net: FlatQNetwork  # the fine-tuned network with plain ReLUs back in place (weights only)
-    lambdas: list[float]  # trained lambda per hidden layer
+    lambdas: list[float | list[float]]  # trained lambda per hidden layer (a list per channel if channel-wise)
     levels: int
     agreement_before: float  # held-out argmax agreement of the QCFS network with the DQN, before
     agreement_after: float  # ... and after the fine-tune
@@ -55,14 +58,25 @@ class FineTuneResult:
     frames: int
 
 
-def qcfs_network(ann: FlatQNetwork, lambdas: list[float], levels: int) -> FlatQNetwork:
-    """A copy of ``ann`` whose hidden ReLUs are QCFS activations with the given lambdas."""
+def qcfs_network(ann: FlatQNetwork, lambdas: list, levels: int, channel_wise: bool = False) -> FlatQNetwork:
+    """A copy of ``ann`` whose hidden ReLUs are QCFS activations with the given lambdas (floats,
+    or per-channel lists); ``channel_wise`` gives every unit/channel its own trainable lambda."""
     out = copy.deepcopy(ann)
     relus = [i for i, m in enumerate(out.layers) if isinstance(m, nn.ReLU)]
     if len(relus) != len(lambdas):
         raise SpikeverseError(f"{len(lambdas)} thresholds for {len(relus)} hidden layers")
-    for i, lam in zip(relus, lambdas):
-        out.layers[i] = QCFS(lam, levels)
+    last_syn = None
+    for i, m in enumerate(out.layers):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            last_syn = m
+        if i in relus:
+            lam = lambdas[relus.index(i)]
+            n = last_syn.out_features if isinstance(last_syn, nn.Linear) else last_syn.out_channels
+            per_channel = channel_wise or not isinstance(lam, (int, float))
+            q = QCFS(1.0, levels, n if per_channel else None)
+            with torch.no_grad():
+                q.lam.copy_(torch.as_tensor(lam, dtype=torch.float32).expand_as(q.lam))
+            out.layers[i] = q
     return out
 
 
@@ -73,9 +87,9 @@ def _agreement(a: nn.Module, b: nn.Module, obs: torch.Tensor, batch: int = 2048)
     return same / max(obs.shape[0], 1)
 
 
-def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[float], *, levels: int = 8,
-                  epochs: int = 30, batch_size: int = 256, lr: float = 3e-4, margin_weight: float = 1.0,
-                  holdout: float = 0.1, seed: int = 0) -> FineTuneResult:
+def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[float], *, levels: int = 32,
+                  epochs: int = 300, batch_size: int = 256, lr: float = 3e-3, margin_weight: float = 20.0,
+                  channel_wise: bool = True, holdout: float = 0.1, seed: int = 0) -> FineTuneResult:
     """Distil ``ann`` into its QCFS version (hidden thresholds start at ``lambdas``, e.g. the
     99.9th percentiles) on ``observations`` [N, ...]: Adam on
 
@@ -101,7 +115,7 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
         q_train = torch.cat([teacher(train[i:i + 4096]) for i in range(0, train.shape[0], 4096)])
     scale = q_train.std().clamp(min=1e-6)
     target_a = q_train.argmax(-1)
-    student = qcfs_network(ann, lambdas, levels).to(device).train()
+    student = qcfs_network(ann, lambdas, levels, channel_wise).to(device).train()
     before = _agreement(student, teacher, val)
     best, best_state = before, copy.deepcopy(student.state_dict())
     opt = torch.optim.Adam(student.parameters(), lr=lr)
@@ -123,13 +137,13 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
             with torch.no_grad():
                 for m in student.layers:
                     if isinstance(m, QCFS):
-                        m.lam.clamp_(min=1e-4)
+                        m.lam.clamp_(min=1e-3)
         acc = _agreement(student, teacher, val)
         if acc > best:
             best, best_state = acc, copy.deepcopy(student.state_dict())
     student.load_state_dict(best_state)
     student.eval()
-    lams = [float(m.lam.detach()) for m in student.layers if isinstance(m, QCFS)]
+    lams = [m.lam.detach().cpu().tolist() for m in student.layers if isinstance(m, QCFS)]
     plain = copy.deepcopy(ann)
     for dst, src in zip(plain.layers, student.layers):
         if isinstance(dst, (nn.Conv2d, nn.Linear)):
