@@ -5,7 +5,8 @@ simulation length T, per method, side by side with SpikingJelly's converter.
    into benchmarks/runs/conversion/ENV/dqn (reused when it exists).
 2. Calibration: the DQN plays 15,000 frames (epsilon 0.05, seed 0): the percentiles of every
    method, and the frames of the QCFS fine-tune (method fast). Agreement is measured on a
-   *different* set of the DQN's own observations (``--heldout`` frames, seed 1): the fraction of
+   *different* set of the DQN's own observations (``--heldout`` frames, seed 1000; the fine-tune's
+   frames are seed 1): the fraction of
    frames on which the SNN's greedy action equals the DQN's.
 3. Methods: naive (seed 000), tan (seed 001, robust and count readouts), fast (QCFS fine-tune,
    V_thr/2, analog readout). Peer: SpikingJelly 2.0 ``ann2snn.Converter(RateCodingRecipe(
@@ -42,6 +43,9 @@ from spikeverse.rl.train import train_dqn
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
+# The held-out frames come from their own episodes: seed 0 is the calibration, seed 1 the fast
+# method's fine-tune frames (seed + 1), so agreement is measured on frames neither has seen.
+HELDOUT_SEED = 1000
 
 
 def batched_agreement(snn, ann, obs: torch.Tensor, batch: int) -> float:
@@ -93,7 +97,7 @@ def main() -> None:
     ann, env, _ = load_source(run)
     t0 = time.perf_counter()
     stats = collect_activations(ann, env, frames=args.frames, seed=0, min_percentile=99.0, keep_observations=True)
-    held = collect_activations(ann, env, frames=args.heldout, seed=1, min_percentile=99.0,
+    held = collect_activations(ann, env, frames=args.heldout, seed=HELDOUT_SEED, min_percentile=99.0,
                                keep_observations=True).observations.float()
     out = {"benchmark": "conversion", "env": env, "run": str(run), "calibration_frames": args.frames,
            "heldout_frames": int(held.shape[0]), "timesteps": Ts, "threads": args.threads,
@@ -150,7 +154,8 @@ def markdown(r: dict) -> str:
     Ts = r["timesteps"]
     lines = [f"# Conversion: agreement with the DQN vs T ({r['env']})", "",
              f"DQN {r['run']}; calibration {r['calibration_frames']} frames (seed 0), agreement on "
-             f"{r['heldout_frames']} other frames of the DQN's own play (seed 1); {r['threads']} threads.", "",
+             f"{r['heldout_frames']} other frames of the DQN's own play (seed {HELDOUT_SEED}; the fast method's fine-tune "
+             f"learns from seed 1's frames); {r['threads']} threads.", "",
              "| method | " + " | ".join(f"T={T}" for T in Ts) + " | T for 0.95 | T for 0.99 |",
              "|---|" + "---|" * (len(Ts) + 2)]
     for name, m in r["methods"].items():

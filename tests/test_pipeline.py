@@ -31,3 +31,15 @@ def test_run_writes_a_report(tmp_path, capsys):
 def test_run_rejects_an_unknown_method(tmp_path, capsys):
     rc = main(["run", "--out", str(tmp_path / "x"), "--methods", "tan,burst", "--steps", "10"])
     assert rc == 2 and "burst" in capsys.readouterr().err
+
+
+def test_run_on_minatar(tmp_path, capsys):
+    out = tmp_path / "mb"
+    rc = main(["run", "--env", "MinAtar/Breakout", "--out", str(out), "--steps", "1200", "--episodes", "2",
+               "--no-progress", "--json", "--frames", "300", "--methods", "fast", "--epochs", "1",
+               "--finetune-frames", "300", "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    res = json.loads(capsys.readouterr().out)
+    assert res["env"] == "MinAtar/Breakout" and res["train_steps"] == 1200 and list(res["snn"]) == ["fast"]
+    assert res["snn"]["fast"]["timesteps"] == 32 and res["protocol"]["noops_applied"]
+    assert (out / "report" / "figures" / "score_cr_vs_T_fast.png").exists()

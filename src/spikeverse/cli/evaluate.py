@@ -81,7 +81,8 @@ def _evaluate_snn(run_dir: Path, snn, meta: dict, protocol: dict, timesteps: Opt
     out = {"run_dir": str(run_dir), "agent": "snn", **res.to_dict()}
     out.update(
         method=meta.get("method"), percentile=meta.get("percentile"), source=meta.get("source"),
-        timesteps=snn.timesteps, readout=snn.readout,
+        timesteps=snn.timesteps, readout=snn.readout, early_decision=snn.early_decision,
+        mean_timesteps_per_decision=diag["mean_timesteps_per_decision"],
         synops_per_decision=diag["synops_per_decision"],
         input_macs_per_decision=diag["input_macs_per_decision"],
         energy_uJ_per_decision=diag["energy_uJ_per_decision"],
