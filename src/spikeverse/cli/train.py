@@ -20,7 +20,7 @@ def train(
     env: str = typer.Option("CartPole-v1", "--env", help="Environment id (CartPole-v1, MinAtar/Breakout, ALE/Breakout-v5, Taxi-v3, ...)."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/ENV/AGENT-seedS)."),
-    agent: Optional[str] = typer.Option(None, help="dqn or tabular (default: tabular for discrete observations, else dqn)."),
+    agent: Optional[str] = typer.Option(None, help="dqn, dsqn (directly trained spiking Q-network, seed 003) or tabular (default: tabular for discrete observations, else dqn)."),
     steps: Optional[int] = typer.Option(None, help="Environment steps (tabular: episodes). Default per env."),
     num_envs: Optional[int] = typer.Option(None, help="Parallel environments for collection."),
     double: Optional[bool] = typer.Option(None, "--double/--no-double", help="Double DQN."),
@@ -31,6 +31,12 @@ def train(
     c51: Optional[bool] = typer.Option(None, "--c51/--no-c51", help="Categorical distributional Q (51 atoms)."),
     rainbow: bool = typer.Option(False, "--rainbow", help="All Rainbow parts on (double, per, dueling, n-step 3, noisy, c51)."),
     lr: Optional[float] = typer.Option(None, help="Learning rate."),
+    timesteps: Optional[int] = typer.Option(None, help="dsqn: simulation steps T per decision (default 16; seed 003: 64)."),
+    surrogate: Optional[str] = typer.Option(None, help="dsqn: surrogate gradient (atan, sigmoid, fast_sigmoid, ...; spikeverse surrogates lists them)."),
+    alpha: Optional[float] = typer.Option(None, help="dsqn: the surrogate's width/slope parameter (default 2)."),
+    tau: Optional[float] = typer.Option(None, help="dsqn: LIF time constant in steps (default 2)."),
+    vth: Optional[float] = typer.Option(None, help="dsqn: LIF threshold (default 1)."),
+    reset: Optional[str] = typer.Option(None, help="dsqn: hard (default, seed 003) or soft reset."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (default per env)."),
     eval_every: Optional[int] = typer.Option(None, help="Steps between model-selection evaluations (0 = off)."),
@@ -49,24 +55,39 @@ def train(
 
         cfg = TabularConfig.for_env(env, seed=seed, episodes=steps)
         summary = train_tabular_run(cfg, env, out, resume=resume)
-    elif agent == "dqn":
+    elif agent in ("dqn", "dsqn"):
         from spikeverse.rl.config import DQNConfig
         from spikeverse.rl.train import train_dqn
 
         cfg = DQNConfig.for_env(
             env, seed=seed, total_steps=steps, num_envs=num_envs, double=double, per=per, dueling=dueling,
             nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device,
-            checkpoint_interval=checkpoint_every, eval_interval=eval_every,
+            checkpoint_interval=checkpoint_every, eval_interval=eval_every, **_spiking_options(
+                agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, vth=vth, reset=reset),
         )
         res = train_dqn(cfg, out, resume=resume, progress=progress)
-        summary = {"run_dir": str(res.run_dir), "env": env, "agent": "dqn", "steps": res.steps,
+        summary = {"run_dir": str(res.run_dir), "env": env, "agent": agent, "steps": res.steps,
                    "episodes": res.episodes, "wall_s": round(res.wall_s, 2), "best_score": res.best_score,
                    "resumed_from": res.resumed_from}
     else:
         from spikeverse.errors import SpikeverseError
 
-        raise SpikeverseError(f"unknown agent '{agent}' (choose dqn or tabular)")
+        raise SpikeverseError(f"unknown agent '{agent}' (choose dqn, dsqn or tabular)")
     if as_json:
         typer.echo(json.dumps(summary))
     else:
         typer.echo(f"trained {summary['agent']} on {env} -> {summary['run_dir']}")
+
+
+def _spiking_options(agent: str, **given) -> dict:
+    """DQNConfig overrides of ``--agent dsqn``; the spiking options are refused for other agents."""
+    names = dict(timesteps="snn_timesteps", surrogate="surrogate", alpha="surrogate_alpha", tau="lif_tau",
+                 vth="lif_v_th", reset="lif_reset")
+    set_ = {k: v for k, v in given.items() if v is not None}
+    if agent != "dsqn":
+        if set_:
+            from spikeverse.errors import SpikeverseError
+
+            raise SpikeverseError(f"--{', --'.join(set_)} apply to --agent dsqn only")
+        return {}
+    return {"spiking": True, **{names[k]: v for k, v in set_.items()}}

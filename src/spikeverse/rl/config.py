@@ -54,6 +54,14 @@ class DQNConfig:
     atoms: int = 51
     v_min: float = -10.0
     v_max: float = 10.0
+    # directly trained spiking Q-network (DSQN, seed 003): LIF hidden layers, surrogate gradients
+    spiking: bool = False
+    snn_timesteps: int = 16
+    surrogate: str = "atan"
+    surrogate_alpha: float = 2.0
+    lif_tau: float = 2.0
+    lif_v_th: float = 1.0
+    lif_reset: str = "hard"
     # model selection, checkpoints
     eval_interval: int = 5_000
     eval_episodes: int = 5
@@ -100,10 +108,18 @@ class DQNConfig:
             (len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
             (self.eval_interval >= 0 and self.eval_episodes >= 1, "eval_interval >= 0, eval_episodes >= 1"),
             (self.checkpoint_interval >= 1, "checkpoint_interval must be >= 1"),
+            (self.snn_timesteps >= 1, f"--timesteps must be >= 1, got {self.snn_timesteps}"),
+            (self.lif_tau > 0 and self.lif_v_th > 0, "the LIF tau and threshold must be > 0"),
+            (self.surrogate_alpha > 0, f"the surrogate parameter must be > 0, got {self.surrogate_alpha}"),
+            (self.lif_reset in ("hard", "soft"), f"--reset must be hard or soft, got '{self.lif_reset}'"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise SpikeverseError(msg)
+        if self.spiking:
+            from spikeverse.snn.surrogates import surrogate
+
+            surrogate(self.surrogate, self.surrogate_alpha)  # unknown names: one-line error
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -31,6 +31,9 @@ def network_spec(cfg: DQNConfig, obs_shape: tuple[int, ...], num_actions: int, o
         arch=cfg.arch, obs_shape=tuple(obs_shape), num_actions=num_actions, hidden=tuple(cfg.hidden),
         dueling=cfg.dueling, noisy=cfg.noisy, noisy_sigma0=cfg.noisy_sigma0,
         atoms=cfg.atoms if cfg.c51 else 1, v_min=cfg.v_min, v_max=cfg.v_max, obs_scale=obs_scale,
+        spiking=dict(timesteps=cfg.snn_timesteps, surrogate=cfg.surrogate, alpha=cfg.surrogate_alpha,
+                     tau=cfg.lif_tau, v_th=cfg.lif_v_th, reset=cfg.lif_reset)
+        if cfg.spiking else {},
     )
 
 

@@ -13,6 +13,13 @@ conversion can walk it layer by layer. Heads:
 - dueling: Q = V + (A - mean_a A) (Wang et al. 2016), V: Linear(h, atoms), A: Linear(h, A * atoms);
 - noisy: the head's linear layers are :class:`NoisyLinear` (noise on the output layer, seed 000 3.5);
 - C51: atoms > 1, softmax over atoms per action, Q(s,a) = sum_j z_j p_j(s,a).
+
+Directly trained spiking Q-network (DSQN, seed 003, Liu et al. 2022; ``spec.spiking`` set): every
+hidden ReLU is a layer of LIF neurons in the DSQN form (``snn.neurons.lif_dsqn_step``, hard reset
+by default, a surrogate gradient for the spike), the observation is the input current at every
+one of T steps (no encoding; the first layer's current is computed once per window), and the
+head reads the mean of the last hidden layer's spikes over the window:
+O = W_L (1/T) sum_t S_{L-1,t}. Trained by backpropagation through the T steps.
 """
 
 from __future__ import annotations
@@ -25,8 +32,12 @@ from torch import nn
 from spikeverse.errors import SpikeverseError
 from spikeverse.rl.distributional import make_support
 from spikeverse.rl.noisy import NoisyLinear
+from spikeverse.snn.neurons import DSQNLIFNeuron, reset_net
+from spikeverse.snn.simulate import run_window
+from spikeverse.snn.surrogates import surrogate
 
 ARCHITECTURES = ("mlp", "minatar", "nature")
+SPIKING_KEYS = ("timesteps", "surrogate", "alpha", "tau", "v_th", "reset")
 
 
 @dataclass
@@ -44,6 +55,7 @@ class NetworkSpec:
     v_min: float = -10.0
     v_max: float = 10.0
     obs_scale: float = 1.0
+    spiking: dict = field(default_factory=dict)  # DSQN: timesteps, surrogate, alpha, tau, v_th, reset
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -61,7 +73,21 @@ class NetworkSpec:
 
 
 def build_torso(spec: NetworkSpec) -> tuple[nn.Sequential, int]:
-    """The feature extractor and its output width."""
+    """The feature extractor and its output width; with ``spec.spiking`` its ReLUs are DSQN LIF
+    neurons."""
+    torso, width = _relu_torso(spec)
+    if not spec.spiking:
+        return torso, width
+    missing = [k for k in SPIKING_KEYS if k not in spec.spiking]
+    if missing:
+        raise SpikeverseError(f"spiking network settings lack {', '.join(missing)}")
+    sp = spec.spiking
+    return nn.Sequential(*[
+        DSQNLIFNeuron(sp["tau"], v_th=sp["v_th"], reset=sp["reset"], spike_fn=surrogate(sp["surrogate"], sp["alpha"]))
+        if isinstance(m, nn.ReLU) else m for m in torso]), width
+
+
+def _relu_torso(spec: NetworkSpec) -> tuple[nn.Sequential, int]:
     if spec.arch == "mlp":
         if len(spec.obs_shape) != 1:
             raise SpikeverseError(f"the MLP needs flat observations, got shape {tuple(spec.obs_shape)}")
@@ -122,7 +148,13 @@ class QNetwork(nn.Module):
         x = obs.to(self.device, torch.float32)
         if self.spec.obs_scale != 1.0:
             x = x * self.spec.obs_scale
-        return self.torso(x)
+        if not self.spec.spiking:
+            return self.torso(x)
+        # DSQN: the observation is a constant input current for T steps; the head reads the
+        # mean spikes of the last hidden layer. State is dropped after the window.
+        spikes, _ = run_window(list(self.torso), x, int(self.spec.spiking["timesteps"]))
+        reset_net(self.torso)
+        return spikes.mean(0)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """Per-action outputs [B, A, atoms] (logits for C51, values otherwise).

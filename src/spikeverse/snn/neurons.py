@@ -264,8 +264,73 @@ class LIFNeuron(_Neuron):
         return f"tau={self.tau}, dt={self.dt}, t_ref_steps={self.t_ref_steps}, " + super().extra_repr()
 
 
+def _dsqn_loop(x_seq: Tensor, v: Tensor, tau: float, v_th: float, v_reset: float, hard: bool,
+               keep_u: bool = False) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    """T steps of ``lif_dsqn_step`` in place on ``v`` (same arithmetic, no graph, no allocation
+    per step): returns the spikes [T, ...], the final membrane and, with ``keep_u``, every u_t."""
+    out = torch.empty_like(x_seq, memory_format=torch.contiguous_format)
+    u_seq = torch.empty_like(out) if keep_u else None
+    tmp = torch.empty_like(v)
+    for t in range(x_seq.shape[0]):
+        torch.sub(x_seq[t], v, out=tmp)  # u = v + (x - v + V_r) / tau
+        if v_reset != 0.0:
+            tmp.add_(v_reset)
+        v.add_(tmp.div_(tau))
+        if keep_u:
+            u_seq[t].copy_(v)
+        s = out[t]
+        torch.ge(v, v_th, out=s)  # H(u - V_th), as 0./1.
+        if hard:  # u (1 - s) + V_r s, as u - u s + V_r s
+            v.addcmul_(v, s, value=-1.0)
+            if v_reset != 0.0:
+                v.add_(s, alpha=v_reset)
+        else:  # u - V_th s
+            v.sub_(s, alpha=v_th)
+    return out, v, u_seq
+
+
+class _DSQNWindow(torch.autograd.Function):
+    """T steps of ``lif_dsqn_step`` from a constant start, with a hand-written BPTT backward.
+
+    Forward (no graph): u_t = v_{t-1} + (x_t - v_{t-1} + V_r)/tau, s_t = H(u_t - V_th), then
+    hard reset v_t = u_t (1 - s_t) + V_r s_t or soft v_t = u_t - V_th s_t. Backward, from the
+    last step to the first, with sigma_t = g'(u_t - V_th) the surrogate derivative:
+        dv_t/du_t = (1 - s_t) + (V_r - u_t) sigma_t   (hard; soft: 1 - V_th sigma_t;
+                                                        detach_reset: 1 - s_t, resp. 1)
+        dL/du_t = dL/ds_t sigma_t + dL/dv_t dv_t/du_t,  dL/dx_t = dL/du_t / tau,
+        dL/dv_{t-1} = dL/du_t (1 - 1/tau).
+    The same gradients as autograd through the step-by-step graph, without building it."""
+
+    @staticmethod
+    def forward(ctx, x_seq, v0, tau, v_th, v_reset, hard, detach_reset, spike_fn):
+        s_seq, v, u_seq = _dsqn_loop(x_seq, v0.clone(), tau, v_th, v_reset, hard, keep_u=True)
+        ctx.save_for_backward(u_seq, s_seq)
+        ctx.consts = (tau, v_th, v_reset, hard, detach_reset, spike_fn)
+        ctx.mark_non_differentiable(v)
+        return s_seq, v
+
+    @staticmethod
+    def backward(ctx, grad_s, _grad_v):
+        u_seq, s_seq = ctx.saved_tensors
+        tau, v_th, v_reset, hard, detach_reset, spike_fn = ctx.consts
+        sigma = spike_fn.derivative(u_seq - v_th)
+        if hard:
+            dv_du = (1.0 - s_seq) if detach_reset else (1.0 - s_seq) + (v_reset - u_seq) * sigma
+        else:
+            dv_du = torch.ones_like(u_seq) if detach_reset else 1.0 - v_th * sigma
+        grad_x = torch.empty_like(u_seq)
+        g_v = torch.zeros_like(u_seq[0])
+        leak = 1.0 - 1.0 / tau
+        for t in range(u_seq.shape[0] - 1, -1, -1):
+            g_u = grad_s[t] * sigma[t] + g_v * dv_du[t]
+            grad_x[t] = g_u / tau
+            g_v = g_u * leak
+        return grad_x, None, None, None, None, None, None, None
+
+
 class DSQNLIFNeuron(_Neuron):
-    """LIF neurons in the DSQN form of seed 003 (``lif_dsqn_step``); start at V_r by default."""
+    """LIF neurons in the DSQN form of seed 003 (``lif_dsqn_step``); start at V_r by default.
+    A whole window from a fresh state with gradients runs through :class:`_DSQNWindow`."""
 
     def __init__(self, tau: float = 2.0, *, v_th: Scalar = 1.0, v_reset: Scalar = 0.0,
                  reset: str = "hard", v_init: Optional[Scalar] = None,
@@ -273,6 +338,22 @@ class DSQNLIFNeuron(_Neuron):
         super().__init__(v_th=v_th, v_reset=v_reset, v_init=v_reset if v_init is None else v_init,
                          reset=reset, spike_fn=spike_fn, detach_reset=detach_reset)
         self.tau = float(tau)
+
+    def multi_step(self, x_seq: Tensor, record_v: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        scalars = not any(isinstance(c, Tensor) for c in (self.v_th, self.v_reset, self.v_init))
+        needs_grad = torch.is_grad_enabled() and x_seq.requires_grad
+        if scalars and not record_v and not needs_grad:  # acting, evaluating, targets
+            self._init_state(x_seq[0])
+            out, self.v, _ = _dsqn_loop(x_seq, self.v, self.tau, self.v_th, self.v_reset, self.reset_mode == "hard")
+            return out
+        fused = scalars and not record_v and self.v is None and hasattr(self.spike_fn, "derivative")
+        if not fused:
+            return super().multi_step(x_seq, record_v)
+        v0 = torch.full_like(x_seq[0], self.v_init)
+        s, v = _DSQNWindow.apply(x_seq, v0, self.tau, self.v_th, self.v_reset, self.reset_mode == "hard",
+                                 self.detach_reset, self.spike_fn)
+        self.v = v
+        return s
 
     def _step(self, x: Tensor) -> Tensor:
         s, self.v = lif_dsqn_step(self.v, x, tau=self.tau, v_th=self.v_th, v_reset=self.v_reset,

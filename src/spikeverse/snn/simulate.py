@@ -157,6 +157,8 @@ def run_window(
         T = x.shape[0]
         window = lambda t0, t1: x[t0:t1]  # noqa: E731
     probe = window(0, 1)
+    if chunk is None and torch.is_grad_enabled():
+        chunk = T  # training (BPTT): one chunk, so that whole-window neuron kernels see all of it
     step = chunk or default_chunk(x.device, probe.numel() * probe.element_size(), T)
     neurons = [k for k in range(first, len(segments)) if segments[k][0]]
     counts: dict[int, torch.Tensor] = {}
