@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--timesteps", default="4,8,16,32,64,128,256,500")
     ap.add_argument("--methods", default="naive,tan,tan-count,fast")
     ap.add_argument("--levels", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--finetune-steps", type=int, default=50_000)
     ap.add_argument("--batch", type=int, default=2048)
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--play-timesteps", type=int, default=32)
@@ -105,7 +105,7 @@ def main() -> None:
            "methods": {}, "play": {}}
     specs = {"naive": dict(method="naive"), "tan": dict(method="tan", readout="robust"),
              "tan-count": dict(method="tan", readout="count"),
-             "fast": dict(method="fast", levels=args.levels, epochs=args.epochs)}
+             "fast": dict(method="fast", levels=args.levels, finetune_steps=args.finetune_steps)}
     ann_scores = None
     for name in args.methods.split(","):
         t = time.perf_counter()

@@ -110,7 +110,7 @@ def test_finetune_recovers_the_teachers_actions():
     teacher = _flat((4, 32, 32, 2), seed=3)
     obs = torch.randn(3000, 4)
     lams = activation_stats(teacher, obs, 99).lambdas(99.9)[:-1]
-    ft = qcfs_finetune(teacher, obs, lams, levels=8, epochs=30, seed=0)
+    ft = qcfs_finetune(teacher, obs, lams, levels=8, steps=350, seed=0)
     assert ft.agreement_after > ft.agreement_before and ft.agreement_after >= 0.9
     assert [len(lam) for lam in ft.lambdas] == [32, 32] and all(min(lam) > 0 for lam in ft.lambdas)
 
@@ -121,7 +121,7 @@ def test_fast_beats_tan_at_short_windows():
     stats = activation_stats(teacher, obs, 99)
     stats.observations = obs
     tan, _ = convert_ann(teacher, method="tan", stats=stats, timesteps=8)
-    fast, info = convert_ann(teacher, method="fast", stats=stats, timesteps=8, levels=8, epochs=20)
+    fast, info = convert_ann(teacher, method="fast", stats=stats, timesteps=8, levels=8, finetune_steps=160)
     assert fast.readout == "membrane" and fast.v_init == 0.5 and info["qcfs"]["levels"] == 8
     assert agreement(fast, teacher, held) > agreement(tan, teacher, held) + 0.05
 
@@ -174,7 +174,7 @@ def test_cli_converts_with_each_method(tmp_path, capsys):
 
     run = tmp_path / "dqn"
     train_dqn(DQNConfig.for_env("CartPole-v1", total_steps=1000, eval_interval=0, device="cpu"), run, progress=False)
-    for method, extra in (("naive", ["--scales", "5,50"]), ("fast", ["--levels", "4", "--epochs", "2", "--finetune-frames", "500"])):
+    for method, extra in (("naive", ["--scales", "5,50"]), ("fast", ["--levels", "4", "--finetune-steps", "4", "--finetune-frames", "500"])):
         rc = main(["convert", str(run), "--method", method, "--frames", "300", "--json", "--device", "cpu", *extra])
         out, err = capsys.readouterr()
         assert rc == 0, err

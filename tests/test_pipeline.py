@@ -8,7 +8,7 @@ from spikeverse.cli.app import main
 def test_run_writes_a_report(tmp_path, capsys):
     out = tmp_path / "cp"
     rc = main(["run", "--out", str(out), "--steps", "1500", "--episodes", "3", "--no-progress", "--json",
-               "--frames", "500", "--timesteps", "16", "--epochs", "3", "--levels", "8",
+               "--frames", "500", "--timesteps", "16", "--finetune-steps", "12", "--levels", "8",
                "--finetune-frames", "1000"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
@@ -36,7 +36,7 @@ def test_run_rejects_an_unknown_method(tmp_path, capsys):
 def test_run_on_minatar(tmp_path, capsys):
     out = tmp_path / "mb"
     rc = main(["run", "--env", "MinAtar/Breakout", "--out", str(out), "--steps", "1200", "--episodes", "2",
-               "--no-progress", "--json", "--frames", "300", "--methods", "fast", "--epochs", "1",
+               "--no-progress", "--json", "--frames", "300", "--methods", "fast", "--finetune-steps", "2",
                "--finetune-frames", "300", "--device", "cpu"])
     assert rc == 0, capsys.readouterr().err
     res = json.loads(capsys.readouterr().out)

@@ -32,8 +32,8 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
                  episodes: int = 20, device: str = "auto", steps: int | None = None,
                  progress: bool | None = None, methods: Sequence[str] = ("tan", "fast"),
                  timesteps: int | None = None, percentile: float = 99.9, frames: int = 15_000,
-                 sweep_episodes: int = 3, levels: int = 32, epochs: int = 300,
-                 finetune_frames: int = 45_000) -> dict:
+                 sweep_episodes: int = 3, levels: int = 32, finetune_steps: int = 50_000,
+                 finetune_frames: int | None = None) -> dict:
     """Train (or resume) the DQN, convert it with each of ``methods`` (seed 001's tan at T=100 and
     our fast at T=32 by default; ``timesteps`` overrides both), evaluate the DQN and every SNN on
     the same protocol and seeds, sweep T, and write the report."""
@@ -51,7 +51,7 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
         T = timesteps or METHOD_TIMESTEPS[method]
         snn_dir = out / f"snn-{method}"
         conversion = convert_source(snn_dir, out / "dqn", method=method, percentile=percentile, timesteps=T,
-                                    frames=frames, seed=seed, levels=levels, epochs=epochs,
+                                    frames=frames, seed=seed, levels=levels, finetune_steps=finetune_steps,
                                     finetune_frames=finetune_frames)
         snn, _ = load_snn(snn_dir)
         ann = load_ann(snn_dir)

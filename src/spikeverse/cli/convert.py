@@ -32,8 +32,8 @@ def convert(
     timesteps: Optional[int] = typer.Option(None, help="Simulation steps T per decision (default: naive/tan 100, fast 32; seed 001 tables: 500)."),
     readout: Optional[str] = typer.Option(None, help="Output readout: count, rate, robust (eq. 17) or membrane (analog). Default per method: naive count, tan robust, fast membrane."),
     levels: int = typer.Option(32, help="fast: QCFS quantization levels L of the fine-tune (0 = no fine-tune)."),
-    epochs: int = typer.Option(300, help="fast: epochs of the QCFS distillation fine-tune."),
-    finetune_frames: int = typer.Option(45_000, help="fast: frames of the DQN's own play the fine-tune learns from."),
+    finetune_steps: int = typer.Option(50_000, help="fast: Adam steps (batches of 256) of the QCFS distillation fine-tune."),
+    finetune_frames: Optional[int] = typer.Option(None, help="fast: frames of the DQN's own play the fine-tune learns from (default 300,000, at most 1 GiB of observations)."),
     channel_wise: bool = typer.Option(True, "--channel-wise/--layer-wise", help="fast: one threshold per unit/channel (default) or per layer."),
     v_init: float = typer.Option(0.5, "--v-init", help="fast: initial membrane potential as a fraction of the threshold."),
     early_decision: bool = typer.Option(False, "--early-decision/--no-early-decision", help="fast: stop a decision's window once its argmax cannot change."),
@@ -55,7 +55,7 @@ def convert(
     except ValueError:
         raise SpikeverseError(f"--scales takes comma-separated numbers, got {scales!r}") from None
     target = out or default_snn_dir(run_dir, state_dict, method, percentile)
-    options = dict(percentile=percentile, frames=frames, epsilon=epsilon, seed=seed, levels=levels, epochs=epochs,
+    options = dict(percentile=percentile, frames=frames, epsilon=epsilon, seed=seed, levels=levels, finetune_steps=finetune_steps,
                    finetune_frames=finetune_frames, channel_wise=channel_wise, v_init=v_init, early_decision=early_decision, scales=scale_list, tau=tau)
     if timesteps is not None:
         options["timesteps"] = timesteps

@@ -22,8 +22,8 @@ def run(
     methods: str = typer.Option("tan,fast", "--methods", help="Conversion methods, comma-separated: tan (seed 001), fast (QCFS fine-tune, V_thr/2, analog readout), naive (seed 000)."),
     timesteps: Optional[int] = typer.Option(None, help="SNN simulation steps per decision (default: tan/naive 100, fast 32)."),
     levels: int = typer.Option(32, help="fast: QCFS levels of the fine-tune."),
-    epochs: int = typer.Option(300, help="fast: epochs of the QCFS fine-tune."),
-    finetune_frames: int = typer.Option(45_000, help="fast: frames of the DQN's play the fine-tune learns from."),
+    finetune_steps: int = typer.Option(50_000, help="fast: Adam steps of the QCFS fine-tune."),
+    finetune_frames: Optional[int] = typer.Option(None, help="fast: frames of the DQN's play the fine-tune learns from (default 300,000, at most 1 GiB)."),
     percentile: float = typer.Option(99.9, help="Normalization percentile (seed 001)."),
     frames: int = typer.Option(15_000, help="Frames played to collect activations for normalization."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar."),
@@ -34,7 +34,7 @@ def run(
 
     res = run_pipeline(env, out, seed=seed, episodes=episodes, device=device, steps=steps, progress=progress,
                        methods=[m.strip() for m in methods.split(",") if m.strip()], timesteps=timesteps,
-                       percentile=percentile, frames=frames, levels=levels, epochs=epochs,
+                       percentile=percentile, frames=frames, levels=levels, finetune_steps=finetune_steps,
                        finetune_frames=finetune_frames)
     if as_json:
         typer.echo(json.dumps(res))

@@ -54,7 +54,7 @@ class FineTuneResult:
     levels: int
     agreement_before: float  # held-out argmax agreement of the QCFS network with the DQN, before
     agreement_after: float  # ... and after the fine-tune
-    epochs: int
+    steps: int
     frames: int
 
 
@@ -88,20 +88,21 @@ def _agreement(a: nn.Module, b: nn.Module, obs: torch.Tensor, batch: int = 2048)
 
 
 def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[float], *, levels: int = 32,
-                  epochs: int = 300, batch_size: int = 256, lr: float = 3e-3, margin_weight: float = 20.0,
-                  channel_wise: bool = True, holdout: float = 0.1, seed: int = 0) -> FineTuneResult:
+                  steps: int = 50_000, batch_size: int = 256, lr: float = 3e-3, margin_weight: float = 20.0,
+                  channel_wise: bool = True, holdout: float = 0.1, checks: int = 20, seed: int = 0) -> FineTuneResult:
     """Distil ``ann`` into its QCFS version (hidden thresholds start at ``lambdas``, e.g. the
-    99.9th percentiles) on ``observations`` [N, ...]: Adam on
+    99.9th percentiles) on ``observations`` [N, ...]: ``steps`` Adam steps on minibatches of
 
         mean_a (Q_qcfs(s, a) - Q(s, a))^2 / s_Q^2  +  margin_weight * CE(Q_qcfs(s) / s_Q, argmax_a Q(s, a))
 
     (s_Q: the standard deviation of the DQN's Q-values; the cross-entropy term keeps the greedy
-    action, which is what the agent's agreement measures), cosine learning-rate decay. Keeps the
-    epoch with the best held-out agreement. Returns the fine-tuned weights, with ReLUs, and the trained lambdas."""
+    action, which is what the agent's agreement measures), cosine learning-rate decay. The
+    agreement on ``holdout`` of the frames is checked ``checks`` times; the best weights are kept.
+    Returns the fine-tuned weights, with ReLUs, and the trained lambdas."""
     if levels < 1:
         raise SpikeverseError(f"QCFS levels must be >= 1, got {levels}")
-    if epochs < 0:
-        raise SpikeverseError(f"epochs must be >= 0, got {epochs}")
+    if steps < 0:
+        raise SpikeverseError(f"fine-tune steps must be >= 0, got {steps}")
     device = ann.device
     obs = torch.as_tensor(observations).to(device, torch.float32)
     if obs.shape[0] < 2:
@@ -119,10 +120,11 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     before = _agreement(student, teacher, val)
     best, best_state = before, copy.deepcopy(student.state_dict())
     opt = torch.optim.Adam(student.parameters(), lr=lr)
-    steps_per_epoch = -(-train.shape[0] // batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+    check_every = max(1, steps // max(1, checks))
     torch.manual_seed(seed)
-    for _ in range(epochs):
+    done = 0
+    while done < steps:
         order = torch.randperm(train.shape[0], generator=gen).to(device)
         for i in range(0, train.shape[0], batch_size):
             idx = order[i:i + batch_size]
@@ -138,9 +140,13 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                 for m in student.layers:
                     if isinstance(m, QCFS):
                         m.lam.clamp_(min=1e-3)
-        acc = _agreement(student, teacher, val)
-        if acc > best:
-            best, best_state = acc, copy.deepcopy(student.state_dict())
+            done += 1
+            if done % check_every == 0 or done == steps:
+                acc = _agreement(student, teacher, val)
+                if acc > best:
+                    best, best_state = acc, copy.deepcopy(student.state_dict())
+            if done >= steps:
+                break
     student.load_state_dict(best_state)
     student.eval()
     lams = [m.lam.detach().cpu().tolist() for m in student.layers if isinstance(m, QCFS)]
@@ -148,4 +154,4 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     for dst, src in zip(plain.layers, student.layers):
         if isinstance(dst, (nn.Conv2d, nn.Linear)):
             dst.load_state_dict(src.state_dict())
-    return FineTuneResult(plain.eval(), lams, levels, before, best, epochs, int(obs.shape[0]))
+    return FineTuneResult(plain.eval(), lams, levels, before, best, steps, int(obs.shape[0]))
