@@ -187,3 +187,9 @@ def test_cli_converts_with_each_method(tmp_path, capsys):
     assert summary["timesteps"] == 32 and summary["qcfs"]["levels"] == 4
     rc = main(["convert", str(run), "--method", "naive", "--scales", "ten", "--frames", "10"])
     assert rc == 2 and "--scales" in capsys.readouterr().err
+
+
+def test_mixed_level_set():
+    from spikeverse.convert.methods import mixed_level_set
+
+    assert mixed_level_set(32) == [4, 8, 16, 32] and mixed_level_set(4) == [4] and mixed_level_set(12) == [6, 12]

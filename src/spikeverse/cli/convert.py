@@ -34,6 +34,7 @@ def convert(
     levels: int = typer.Option(32, help="fast: QCFS quantization levels L of the fine-tune (0 = no fine-tune)."),
     finetune_steps: int = typer.Option(50_000, help="fast: Adam steps (batches of 256) of the QCFS distillation fine-tune."),
     finetune_frames: Optional[int] = typer.Option(None, help="fast: frames of the DQN's own play the fine-tune learns from (default 300,000, at most 1 GiB of observations)."),
+    mixed_levels: bool = typer.Option(True, "--mixed-levels/--single-level", help="fast: fine-tune at L, L/2, ... 4 levels drawn per step (good at every T) or at L only."),
     channel_wise: bool = typer.Option(True, "--channel-wise/--layer-wise", help="fast: one threshold per unit/channel (default) or per layer."),
     v_init: float = typer.Option(0.5, "--v-init", help="fast: initial membrane potential as a fraction of the threshold."),
     early_decision: bool = typer.Option(False, "--early-decision/--no-early-decision", help="fast: stop a decision's window once its argmax cannot change."),
@@ -56,7 +57,7 @@ def convert(
         raise SpikeverseError(f"--scales takes comma-separated numbers, got {scales!r}") from None
     target = out or default_snn_dir(run_dir, state_dict, method, percentile)
     options = dict(percentile=percentile, frames=frames, epsilon=epsilon, seed=seed, levels=levels, finetune_steps=finetune_steps,
-                   finetune_frames=finetune_frames, channel_wise=channel_wise, v_init=v_init, early_decision=early_decision, scales=scale_list, tau=tau)
+                   finetune_frames=finetune_frames, channel_wise=channel_wise, mixed_levels=mixed_levels, v_init=v_init, early_decision=early_decision, scales=scale_list, tau=tau)
     if timesteps is not None:
         options["timesteps"] = timesteps
     summary = convert_source(target, run_dir, state_dict=state_dict, env_id=env, method=method, readout=readout,

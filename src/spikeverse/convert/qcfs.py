@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -80,6 +81,12 @@ def qcfs_network(ann: FlatQNetwork, lambdas: list, levels: int, channel_wise: bo
     return out
 
 
+def _set_levels(net: nn.Module, levels: int) -> None:
+    for m in net.modules():
+        if isinstance(m, QCFS):
+            m.levels = levels
+
+
 def _agreement(a: nn.Module, b: nn.Module, obs: torch.Tensor, batch: int = 2048) -> float:
     with torch.no_grad():
         same = sum(int((a(obs[i:i + batch]).argmax(-1) == b(obs[i:i + batch]).argmax(-1)).sum())
@@ -89,7 +96,8 @@ def _agreement(a: nn.Module, b: nn.Module, obs: torch.Tensor, batch: int = 2048)
 
 def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[float], *, levels: int = 32,
                   steps: int = 50_000, batch_size: int = 256, lr: float = 3e-3, margin_weight: float = 20.0,
-                  channel_wise: bool = True, holdout: float = 0.1, checks: int = 20, seed: int = 0) -> FineTuneResult:
+                  channel_wise: bool = True, train_levels: Sequence[int] | None = None, holdout: float = 0.1,
+                  checks: int = 20, seed: int = 0) -> FineTuneResult:
     """Distil ``ann`` into its QCFS version (hidden thresholds start at ``lambdas``, e.g. the
     99.9th percentiles) on ``observations`` [N, ...]: ``steps`` Adam steps on minibatches of
 
@@ -97,7 +105,9 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
 
     (s_Q: the standard deviation of the DQN's Q-values; the cross-entropy term keeps the greedy
     action, which is what the agent's agreement measures), cosine learning-rate decay. The
-    agreement on ``holdout`` of the frames is checked ``checks`` times; the best weights are kept.
+    agreement on ``holdout`` of the frames is checked ``checks`` times (at ``levels``); the best
+    weights are kept. ``train_levels``: each step quantizes with one of these L's, drawn at
+    random, so that the SNN is good at every T = L of them, not only at T = ``levels``.
     Returns the fine-tuned weights, with ReLUs, and the trained lambdas."""
     if levels < 1:
         raise SpikeverseError(f"QCFS levels must be >= 1, got {levels}")
@@ -128,6 +138,8 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
         order = torch.randperm(train.shape[0], generator=gen).to(device)
         for i in range(0, train.shape[0], batch_size):
             idx = order[i:i + batch_size]
+            if train_levels:
+                _set_levels(student, int(train_levels[int(torch.randint(len(train_levels), (1,), generator=gen))]))
             q = student(train[idx])
             loss = F.mse_loss(q / scale, q_train[idx] / scale)
             if margin_weight:
@@ -142,6 +154,7 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                         m.lam.clamp_(min=1e-3)
             done += 1
             if done % check_every == 0 or done == steps:
+                _set_levels(student, levels)
                 acc = _agreement(student, teacher, val)
                 if acc > best:
                     best, best_state = acc, copy.deepcopy(student.state_dict())
