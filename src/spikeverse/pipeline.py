@@ -122,7 +122,8 @@ def _markdown(r: dict) -> str:
         f"# spikeverse report: {r['env']}",
         "",
         f"DQN trained for {r['train_steps']} environment steps (seed {r['seed']}, {r['train_wall_s']} s in "
-        f"this session), converted with ({r['conversion_frames']} frames played by the DQN for the statistics):",
+        f"this session), converted with each method below ({r['conversion_frames']} frames played by the DQN "
+        f"for the activation statistics):",
         "",
         *methods,
         "",
