@@ -13,16 +13,11 @@ from spikeverse.convert import (
 )
 from spikeverse.errors import SpikeverseError
 from spikeverse.snn.neurons import IFNeuron, LIFNeuron
+from test_convert import _flat_mlp
 
 
 def _flat(sizes=(4, 32, 32, 3), seed=0):
-    torch.manual_seed(seed)
-    mods = []
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
-        mods.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            mods.append(nn.ReLU())
-    return from_module(nn.Sequential(*mods), input_shape=(sizes[0],))
+    return _flat_mlp(sizes, seed)[1]
 
 
 # ----------------------------------------------------------------------------- naive (seed 000)

@@ -33,7 +33,6 @@ from spikeverse.errors import SpikeverseError
 DEFAULT_TIMESTEPS = (8, 16, 32, 64, 128, 256, 500)
 DEFAULT_PERCENTILES = (99.0, 99.9, 99.99, 100.0)
 DEFAULT_READOUTS = ("rate", "robust")
-KEEP_OBSERVATIONS = ("fast",)  # methods that fine-tune on the collected frames
 READOUT_NAMES = {"rate": "seed 001's normal readout, spike count / T", "robust": "eq. 17, count / T + V(T) / (T V_thr)",
                  "count": "spike count", "membrane": "mean input current of the output neurons"}
 
@@ -287,8 +286,7 @@ def run_sweep(run_dir: str | Path, *, timesteps: Sequence[int] = DEFAULT_TIMESTE
 
     ann, env_id, source = load_source(run_dir, device=dev)
     ann.eval()
-    stats = collect_activations(ann, env_id, frames=frames, epsilon=epsilon, seed=seed, min_percentile=ps[0],
-                                keep_observations=method in KEEP_OBSERVATIONS)
+    stats = collect_activations(ann, env_id, frames=frames, epsilon=epsilon, seed=seed, min_percentile=ps[0])
     snns, infos = {}, {}
     for p in ps:
         snn, info = convert_ann(ann, env_id, method=method, stats=stats, percentile=p, timesteps=ts[0], readout=rs[0],
