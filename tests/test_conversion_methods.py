@@ -44,7 +44,7 @@ def test_naive_scales_weights_and_uses_lif_with_poisson_input():
     assert len(neurons) == 3 and all(isinstance(m, LIFNeuron) for m in neurons)
     assert snn.encoding == "poisson" and snn.input_scale == pytest.approx(float(obs.abs().max()))
     q = snn.q_values(obs[:16])
-    assert q.shape == (16, 3) and torch.all(q == q.round()) and snn.diagnostics()["input_macs_per_decision"] == 0
+    assert q.shape == (16, 3) and torch.all(q == q.round()) and snn.diagnostics()["macs_per_decision"] == 0
     assert snn.diagnostics()["layers"][0]["synops_per_decision"] > 0  # input spikes x fan-out
 
 

@@ -213,10 +213,10 @@ def test_synops_and_energy_are_consistent():
     # synapses into each layer: fc1 takes the analog input (MACs), each fc1 spike reaches the 8 fc2
     # neurons, each fc2 spike the 3 output neurons; output spikes reach nothing
     assert [l["synops_per_decision"] for l in d["layers"]] == pytest.approx([0.0, spikes[0] * 8, spikes[1] * 3])
-    assert [l["input_macs_per_decision"] for l in d["layers"]] == [64, 0, 0]
+    assert [l["macs_per_decision"] for l in d["layers"]] == [64, 0, 0]
     assert [l["ann_macs_per_decision"] for l in d["layers"]] == [4 * 16, 16 * 8, 8 * 3]
     assert d["synops_per_decision"] == pytest.approx(spikes[0] * 8 + spikes[1] * 3)
-    assert d["input_macs_per_decision"] == 4 * 16
+    assert d["macs_per_decision"] == 4 * 16
     assert d["ann_macs_per_decision"] == 4 * 16 + 16 * 8 + 8 * 3
     assert d["energy_uJ_per_decision"] == pytest.approx((0.9 * d["synops_per_decision"] + 4.6 * 64) * 1e-6)
     assert d["energy_uJ_per_decision"] == energy_uj(d["synops_per_decision"], 64)
@@ -294,7 +294,7 @@ def test_convert_and_evaluate_cli(tmp_path, capsys):
         assert key in res, key
     assert res["agent"] == "snn" and res["timesteps"] == 32 and 0.0 <= res["conversion_rate"] <= 1.0
     assert res["energy_uJ_per_decision"] == pytest.approx(
-        (0.9 * res["synops_per_decision"] + 4.6 * res["input_macs_per_decision"]) * 1e-6)
+        (0.9 * res["synops_per_decision"] + 4.6 * res["macs_per_decision"]) * 1e-6)
 
     # a plain state dict (CleanRL names) with --env; default output folder next to the file
     torch.manual_seed(0)

@@ -4,6 +4,7 @@ agent switch and its command line."""
 import json
 
 import pytest
+import yaml
 import torch
 from torch import nn
 
@@ -36,9 +37,10 @@ def test_fused_window_has_the_step_by_step_gradients(reset, detach):
     assert grads[0].abs().sum() > 0
 
 
-def _spec(arch="mlp", obs=(4,), name="atan", T=8):
-    cfg = DQNConfig.for_env("CartPole-v1", spiking=True, snn_timesteps=T, surrogate=name, arch=arch)
-    return network_spec(cfg, obs, 2)
+def _spec(arch="mlp", obs=(4,), name="atan", T=8, hidden=(32, 16), actions=2, **over):
+    cfg = DQNConfig.for_env("CartPole-v1", spiking=True, snn_timesteps=T, surrogate=name, arch=arch,
+                            hidden=hidden, **over)
+    return network_spec(cfg, obs, actions)
 
 
 @pytest.mark.parametrize("name", sorted(SURROGATES))
@@ -52,7 +54,7 @@ def test_gradient_reaches_the_first_layer_with_every_surrogate(name):
 
 def test_minatar_dsqn_learns_through_the_conv_layer():
     torch.manual_seed(2)
-    net = QNetwork(_spec(arch="minatar", obs=(4, 10, 10)))
+    net = QNetwork(_spec(arch="minatar", obs=(4, 10, 10), hidden=(32,)))
     net(torch.rand(8, 4, 10, 10).round()).sum().backward()
     assert net.torso[0].weight.grad.abs().sum() > 0
 
@@ -94,11 +96,61 @@ def test_train_evaluate_and_resume_a_dsqn(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["resumed_from"] == 600
     assert main(["evaluate", str(run), "--episodes", "2", "--json", "--device", "cpu"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["episodes"] == 2 and res["mean"] > 0
+    assert res["episodes"] == 2 and res["mean"] > 0 and res["agent"] == "dsqn" and res["timesteps"] == 4
+    # the cost fields of a converted SNN's evaluation (tests/test_convert.py), here per DSQN decision
+    for key in ("synops_per_decision", "macs_per_decision", "energy_uJ_per_decision", "ann_macs_per_decision",
+                "ann_energy_uJ_per_decision", "firing_rate", "layers", "energy_convention"):
+        assert key in res, key
+    assert [l["name"] for l in res["layers"]] == ["fc1", "fc2", "output"]
+    assert main(["evaluate", str(run), "--episodes", "1", "--json", "--device", "cpu", "--timesteps", "9"]) == 0
+    assert json.loads(capsys.readouterr().out)["timesteps"] == 9
+    assert main(["evaluate", str(run), "--episodes", "1", "--device", "cpu", "--readout", "count"]) == 2
     from spikeverse.agents import load_policy
 
     policy, _ = load_policy(run)
     assert isinstance(policy.torso[1], DSQNLIFNeuron) and policy.spec.spiking["timesteps"] == 4
+
+
+def test_dsqn_cost_per_decision_counts_spikes_times_fan_out():
+    torch.manual_seed(5)
+    net = QNetwork(_spec(T=10, hidden=(16, 8), actions=3, dueling=True))
+    lin1, n1, lin2, n2 = net.torso
+    with torch.no_grad():
+        lin1.weight.mul_(4)  # a network that fires
+        lin2.weight.mul_(4)
+        x = torch.randn(7, 4) * 2
+        s1 = torch.stack([n1(lin1(x)) for _ in range(10)])
+        s2 = torch.stack([n2(z) for z in lin2(s1)])
+        n1.reset(), n2.reset()
+        spikes1, spikes2 = s1.sum((0, 2)).mean().item(), s2.sum((0, 2)).mean().item()
+        assert net.diagnostics() == {}  # nothing measured before reset_stats()
+        net.reset_stats()
+        net.q_values(x[:3]), net.q_values(x[3:])
+    d = net.diagnostics(since_reset=True)
+    assert spikes1 > 0 and spikes2 > 0 and d["decisions"] == 7 and d["timesteps"] == 10
+    assert [l["name"] for l in d["layers"]] == ["fc1", "fc2", "output"]
+    rates = [l["firing_rate"] for l in d["layers"]]
+    assert rates[:2] == pytest.approx([spikes1 / (16 * 10), spikes2 / (8 * 10)]) and rates[2] is None
+    # fc1 takes the analog input once per window (MACs); every fc1 spike reaches 8 fc2 neurons,
+    # every fc2 spike the 3 advantages and the value of the dueling head
+    assert [l["synops_per_decision"] for l in d["layers"]] == pytest.approx([0.0, spikes1 * 8, spikes2 * 4])
+    assert [l["macs_per_decision"] for l in d["layers"]] == [4 * 16, 0, 0]
+    assert d["ann_macs_per_decision"] == 4 * 16 + 16 * 8 + 8 * 4
+    assert d["energy_uJ_per_decision"] == pytest.approx((0.9 * d["synops_per_decision"] + 4.6 * 64) * 1e-6)
+    last = net.diagnostics()
+    assert last["decisions"] == 4
+
+
+def test_a_dqn_costs_its_macs():
+    spec = network_spec(DQNConfig.for_env("CartPole-v1", hidden=(16, 8)), (4,), 2)
+    net = QNetwork(spec)
+    net.reset_stats()
+    with torch.no_grad():
+        net.q_values(torch.randn(5, 4))
+    d = net.diagnostics(since_reset=True)
+    assert d["macs_per_decision"] == d["ann_macs_per_decision"] == 4 * 16 + 16 * 8 + 8 * 2
+    assert d["synops_per_decision"] == 0 and d["firing_rate"] is None and d["timesteps"] is None
+    assert d["energy_uJ_per_decision"] == pytest.approx(4.6e-6 * d["macs_per_decision"])
 
 
 @pytest.mark.slow
@@ -123,3 +175,26 @@ def test_no_grad_window_equals_the_step_by_step_neuron(reset):
         fast = a.multi_step(x)
         slow = torch.stack([b(xt) for xt in x])
     assert torch.equal(fast, slow) and torch.equal(a.v, b.v)
+
+
+def test_seed_000_variants_double_per_and_a_fully_connected_network_on_pixels(tmp_path, capsys):
+    # surrogate-gradient double DQN with prioritized replay (switches of the one agent)
+    run = tmp_path / "ddqn-per"
+    assert main(["train", "--agent", "dsqn", "--double", "--per", "--steps", "400", "--timesteps", "4",
+                 "--out", str(run), "--json", "--no-progress", "--device", "cpu", "--eval-every", "0"]) == 0
+    capsys.readouterr()
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["agent"] == "dsqn" and cfg["double"] and cfg["per"] and cfg["spiking"]
+    # a fully connected spiking DQN on MinAtar pixels, with a longer window
+    run = tmp_path / "fc"
+    assert main(["train", "--env", "MinAtar/Breakout", "--agent", "dsqn", "--arch", "mlp", "--hidden", "64,32",
+                 "--timesteps", "32", "--steps", "300", "--out", str(run), "--json", "--no-progress",
+                 "--device", "cpu", "--eval-every", "0"]) == 0
+    capsys.readouterr()
+    from spikeverse.agents import load_policy
+
+    policy, _ = load_policy(run)
+    assert isinstance(policy.torso[0], nn.Flatten) and policy.torso[1].in_features == 4 * 10 * 10
+    assert policy.spec.spiking["timesteps"] == 32 and policy.torso[3].out_features == 32
+    assert main(["train", "--hidden", "64,x", "--out", str(tmp_path / "bad")]) == 2
+    assert "--hidden" in capsys.readouterr().err

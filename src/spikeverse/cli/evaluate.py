@@ -24,7 +24,7 @@ def evaluate(
     num_envs: int = typer.Option(8, help="Environments stepped side by side."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    timesteps: Optional[int] = typer.Option(None, help="Converted SNNs: simulation steps T per decision (default: as saved)."),
+    timesteps: Optional[int] = typer.Option(None, help="Spiking agents (converted SNN, DSQN): simulation steps T per decision (default: as saved)."),
     readout: Optional[str] = typer.Option(None, help="Converted SNNs: count, rate, robust or membrane (default: as saved)."),
 ) -> None:
     """Evaluate a trained agent: mean, std and per-episode full-game scores."""
@@ -38,26 +38,58 @@ def evaluate(
                     seed=seed, num_envs=num_envs)
     if meta["kind"] == "snn":
         out = _evaluate_snn(run_dir, policy, meta, protocol, timesteps, readout, dev)
-        res_mean, res_std, cap = out["mean"], out["std"], out["max_episode_steps"]
     else:
-        if timesteps is not None or readout is not None:
-            raise SpikeverseError("--timesteps and --readout apply to converted SNNs only")
+        if readout is not None:
+            raise SpikeverseError("--readout applies to converted SNNs only")
+        if timesteps is not None:
+            _set_dsqn_timesteps(policy, timesteps)
+        if hasattr(policy, "reset_stats"):
+            policy.reset_stats()
         res = run_eval(policy, meta["env_id"], **protocol)
-        out = {"run_dir": str(run_dir), "agent": meta["kind"], **res.to_dict()}
+        out = {"run_dir": str(run_dir), "agent": _agent_name(policy, meta), **res.to_dict()}
         if "weights" in meta:
             out["weights"] = meta["weights"]
-        res_mean, res_std, cap = res.mean, res.std, res.max_episode_steps
+        if hasattr(policy, "diagnostics"):
+            out.update(_cost_fields(policy.diagnostics(since_reset=True)))
     if as_json:
         typer.echo(json.dumps(out))
-    else:
-        typer.echo(f"{meta['env_id']}: {res_mean:.2f} +- {res_std:.2f} over {episodes} episodes "
-                   f"(epsilon {epsilon}, cap {cap} {out['cap_unit']})")
-        if meta["kind"] == "snn":
-            typer.echo(f"ANN: {out['ann_mean']:.2f} +- {out['ann_std']:.2f} (Welch p = {out['p_value']}); "
-                       f"conversion rate {out['conversion_rate']:.3f} at T={out['timesteps']} ({out['readout']}); "
-                       f"{out['synops_per_decision']:.4g} synops, {out['energy_uJ_per_decision']:.4g} uJ per decision "
-                       f"vs ANN {out['ann_macs_per_decision']:.4g} MACs, {out['ann_energy_uJ_per_decision']:.4g} uJ "
-                       f"({out['energy_convention']})")
+        return
+    cap = out["max_episode_steps"]
+    typer.echo(f"{meta['env_id']}: {out['mean']:.2f} +- {out['std']:.2f} over {episodes} episodes "
+               f"(epsilon {epsilon}, cap {cap} {out['cap_unit']})")
+    if meta["kind"] == "snn":
+        typer.echo(f"ANN: {out['ann_mean']:.2f} +- {out['ann_std']:.2f} (Welch p = {out['p_value']}); "
+                   f"conversion rate {out['conversion_rate']:.3f} at T={out['timesteps']} ({out['readout']})")
+    if "energy_uJ_per_decision" in out:
+        rates = ", ".join(f"{l['name']} {l['firing_rate']:.3f}" for l in out["layers"] if l["firing_rate"] is not None)
+        typer.echo(f"per decision: {out['synops_per_decision']:.4g} synops + {out['macs_per_decision']:.4g} MACs = "
+                   f"{out['energy_uJ_per_decision']:.4g} uJ (the ANN: {out['ann_macs_per_decision']:.4g} MACs, "
+                   f"{out['ann_energy_uJ_per_decision']:.4g} uJ; {out['energy_convention']})"
+                   + (f"; firing rates {rates}" if rates else ""))
+
+
+COST_FIELDS = ("timesteps", "mean_timesteps_per_decision", "spikes_per_decision", "firing_rate", "layers",
+               "synops_per_decision", "macs_per_decision", "energy_uJ_per_decision", "ann_macs_per_decision",
+               "ann_energy_uJ_per_decision", "energy_convention")
+
+
+def _cost_fields(diag: dict) -> dict:
+    """The cost per decision that every agent's evaluation reports (``snn.cost.cost_report``)."""
+    return {k: diag[k] for k in COST_FIELDS if k in diag}
+
+
+def _agent_name(policy, meta: dict) -> str:
+    spec = getattr(policy, "spec", None)
+    return "dsqn" if meta["kind"] == "dqn" and spec is not None and spec.spiking else meta["kind"]
+
+
+def _set_dsqn_timesteps(policy, timesteps: int) -> None:
+    from spikeverse.convert.spiking import check_timesteps
+
+    spec = getattr(policy, "spec", None)
+    if spec is None or not spec.spiking:
+        raise SpikeverseError("--timesteps applies to spiking agents only (converted SNNs and DSQN runs)")
+    spec.spiking["timesteps"] = check_timesteps(timesteps)
 
 
 def _evaluate_snn(run_dir: Path, snn, meta: dict, protocol: dict, timesteps: Optional[int], readout: Optional[str],
@@ -81,16 +113,7 @@ def _evaluate_snn(run_dir: Path, snn, meta: dict, protocol: dict, timesteps: Opt
     out = {"run_dir": str(run_dir), "agent": "snn", **res.to_dict()}
     out.update(
         method=meta.get("method"), percentile=meta.get("percentile"), source=meta.get("source"),
-        timesteps=snn.timesteps, readout=snn.readout, early_decision=snn.early_decision,
-        mean_timesteps_per_decision=diag["mean_timesteps_per_decision"],
-        synops_per_decision=diag["synops_per_decision"],
-        input_macs_per_decision=diag["input_macs_per_decision"],
-        energy_uJ_per_decision=diag["energy_uJ_per_decision"],
-        ann_macs_per_decision=diag["ann_macs_per_decision"],
-        ann_energy_uJ_per_decision=diag["ann_energy_uJ_per_decision"],
-        energy_convention=diag["energy_convention"],
-        spikes_per_decision=diag["spikes_per_decision"], firing_rate=diag["firing_rate"],
-        layers=diag["layers"],
+        readout=snn.readout, early_decision=snn.early_decision, **_cost_fields(diag),
         ann_mean=ann_res.mean, ann_std=ann_res.std, ann_scores=ann_res.scores,
         p_value=None if math.isnan(test["p_value"]) else test["p_value"], snn_over_ann=test["ratio"],
     )

@@ -31,6 +31,8 @@ def train(
     c51: Optional[bool] = typer.Option(None, "--c51/--no-c51", help="Categorical distributional Q (51 atoms)."),
     rainbow: bool = typer.Option(False, "--rainbow", help="All Rainbow parts on (double, per, dueling, n-step 3, noisy, c51)."),
     lr: Optional[float] = typer.Option(None, help="Learning rate."),
+    arch: Optional[str] = typer.Option(None, help="Network: mlp (image observations are flattened), minatar or nature (default per env)."),
+    hidden: Optional[str] = typer.Option(None, help="Hidden layer widths, comma-separated, e.g. 256,256 (CNNs: the fully connected layer)."),
     timesteps: Optional[int] = typer.Option(None, help="dsqn: simulation steps T per decision (default 16; seed 003: 64)."),
     surrogate: Optional[str] = typer.Option(None, help="dsqn: surrogate gradient (atan, sigmoid, fast_sigmoid, ...; spikeverse surrogates lists them)."),
     alpha: Optional[float] = typer.Option(None, help="dsqn: the surrogate's width/slope parameter (default 2)."),
@@ -61,7 +63,8 @@ def train(
 
         cfg = DQNConfig.for_env(
             env, seed=seed, total_steps=steps, num_envs=num_envs, double=double, per=per, dueling=dueling,
-            nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device,
+            nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device, arch=arch,
+            hidden=_widths(hidden),
             checkpoint_interval=checkpoint_every, eval_interval=eval_every, **_spiking_options(
                 agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, vth=vth, reset=reset),
         )
@@ -77,6 +80,18 @@ def train(
         typer.echo(json.dumps(summary))
     else:
         typer.echo(f"trained {summary['agent']} on {env} -> {summary['run_dir']}")
+
+
+def _widths(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    """'256,256' -> (256, 256); a one-line error for anything else."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        from spikeverse.errors import SpikeverseError
+
+        raise SpikeverseError(f"--hidden takes comma-separated integers, got '{text}'") from None
 
 
 def _spiking_options(agent: str, **given) -> dict:

@@ -33,8 +33,8 @@ x_max sign(x) [u < |x| / x_max], u ~ U(0, 1), so that its mean over the window i
 Cost per decision (SPEC R-ANA-ENERGY): the SNN's synaptic operations are accumulates, one per
 spike per outgoing synapse (spikes x fan-out, ``WindowRecord.synops``), plus the first layer's
 analog input as multiply-accumulates, once per decision; the ANN costs its MACs
-(``snn.simulate.macs``). Energy convention, 45 nm CMOS (Horowitz, ISSCC 2014, 32-bit float):
-0.9 pJ per accumulate (AC), 4.6 pJ per multiply-accumulate (MAC).
+(``snn.simulate.macs``). The report and the energy convention (45 nm: 0.9 pJ per AC, 4.6 pJ per
+MAC) are ``snn.cost``'s, shared with the DQN and the DSQN.
 """
 
 from __future__ import annotations
@@ -47,17 +47,14 @@ from torch import nn
 
 from spikeverse.convert.graph import FlatQNetwork, synaptic_layers
 from spikeverse.errors import SpikeverseError
+from spikeverse.snn.cost import ENERGY_CONVENTION, CostMeter, cost_report, describe_layers, energy_uj  # noqa: F401
 from spikeverse.snn.neurons import IFNeuron, LIFNeuron
-from spikeverse.snn.simulate import WindowRecord, macs, run_window, synaptic_ops
+from spikeverse.snn.simulate import WindowRecord, run_window, synaptic_ops
 
 READOUTS = ("count", "rate", "robust", "membrane")
 NEURONS = ("if", "lif")
 ENCODINGS = ("analog", "poisson")
 EARLY_READOUTS = ("robust", "membrane")  # readouts that rank by the integrated output current
-PJ_PER_AC = 0.9
-PJ_PER_MAC = 4.6
-ENERGY_CONVENTION = ("45 nm CMOS, 32-bit float (Horowitz 2014): 0.9 pJ per accumulate (AC, one per "
-                     "synaptic operation), 4.6 pJ per multiply-accumulate (MAC)")
 
 
 def check_readout(name: str) -> str:
@@ -86,11 +83,6 @@ def readout(kind: str, counts: torch.Tensor, v_final: torch.Tensor, timesteps: i
     if kind == "robust":
         return counts / T + v_final / (T * v_th)
     return (v_final - v_init + v_th * counts) / T
-
-
-def energy_uj(acs: float, macs_: float = 0.0) -> float:
-    """Energy in microjoules: 0.9 pJ per AC + 4.6 pJ per MAC (45 nm)."""
-    return (PJ_PER_AC * acs + PJ_PER_MAC * macs_) * 1e-6
 
 
 class SpikingQNetwork(nn.Module):
@@ -172,23 +164,11 @@ class SpikingQNetwork(nn.Module):
         return next(self.parameters()).device
 
     def _describe(self) -> None:
-        """Layer names, neurons per layer, and the ANN's MACs per decision."""
-        syn = synaptic_layers(self.layers)
-        self.layer_names, self.neurons, self.ann_macs = [], [], []
-        shape = self.input_shape
-        with torch.no_grad():
-            h = torch.zeros(1, *shape, device=syn[0].weight.device)
-            k = 0
-            for m in self.layers:
-                if isinstance(m, (nn.Conv2d, nn.Linear)):
-                    self.ann_macs.append(macs(m, tuple(h.shape[1:])))
-                    k += 1
-                    last = k == len(syn)
-                    self.layer_names.append("output" if last else f"{'conv' if isinstance(m, nn.Conv2d) else 'fc'}{k}")
-                    h = m(h)
-                    self.neurons.append(h[0].numel())
-                elif not isinstance(m, IFNeuron):
-                    h = m(h)
+        """Layer names, neurons per layer, and the ANN's MACs per decision (``snn.cost``)."""
+        self.layer_costs = describe_layers(list(self.layers), self.input_shape)
+        self.layer_names = [l.name for l in self.layer_costs]
+        self.neurons = [l.neurons for l in self.layer_costs]
+        self.ann_macs = [l.ann_macs for l in self.layer_costs]
         self.input_macs = self.ann_macs[0]
 
     @torch.no_grad()
@@ -303,32 +283,20 @@ class SpikingQNetwork(nn.Module):
 
     def reset_stats(self) -> None:
         """Start the running totals behind ``diagnostics(since_reset=True)`` again."""
-        self._decisions = 0
-        self._spike_sum = [0.0] * len(self.layer_names)
-        self._synop_sum = [0.0] * len(self.layer_names)
-        self._steps_sum = 0.0
+        self._meter = CostMeter(len(self.layer_costs))
 
     def _accumulate(self, rec: WindowRecord) -> None:
         spikes, syn = self._per_sample(rec)
-        self._decisions += int(spikes[0].shape[0])
-        self._steps_sum += float(self.last_steps.double().sum())
-        for i in range(len(spikes)):
-            self._spike_sum[i] += float(spikes[i].sum())
-            self._synop_sum[i] += float(syn[i].sum())
+        self._meter.add(spikes, syn, self.last_steps)
 
     def diagnostics(self, since_reset: bool = False) -> dict[str, Any]:
-        """Per-decision spike counts, firing rates, synaptic operations and energy of the last
-        call (or averaged over all decisions since ``reset_stats()``), with the ANN's MACs.
-
-        Per layer (named after the neurons: ``fc1``/``conv1``..., ``output``): its spikes and
-        firing rate (spikes per neuron per step), and the cost of the synapses that feed it:
-        SNN accumulates (the previous layer's spikes x fan-out), the analog input's MACs (first
-        layer only) and the ANN's MACs for the same synapses."""
+        """Per-decision cost of the last call (or the mean over all decisions since
+        ``reset_stats()``): the ``snn.cost.cost_report`` fields, i.e. per layer its spikes,
+        firing rate, the accumulates of the synapses feeding it (the previous layer's spikes x
+        fan-out), the analog input's MACs (first layer only) and the ANN's MACs; energy of the SNN
+        and of the ANN. Plus the readout and the SNN's options."""
         if since_reset:
-            n = self._decisions
-            spikes = [s / max(n, 1) for s in self._spike_sum]
-            syn = [s / max(n, 1) for s in self._synop_sum]
-            steps = self._steps_sum / max(n, 1)
+            n, spikes, syn, steps = self._meter.means()
         else:
             if self.last_record is None:
                 return {}
@@ -337,28 +305,11 @@ class SpikingQNetwork(nn.Module):
             spikes = [float(s.mean()) for s in sp]
             syn = [float(s.mean()) for s in sy]
             steps = float(self.last_steps.double().mean())
-        T = self.timesteps
         input_macs = float(self.input_macs) if self.encoding == "analog" else 0.0
-        layers = [dict(name=name, neurons=units, spikes_per_decision=s, firing_rate=s / (units * T),
-                       synops_per_decision=o, input_macs_per_decision=input_macs if i == 0 else 0.0,
-                       ann_macs_per_decision=m)
-                  for i, (name, units, s, o, m) in enumerate(zip(self.layer_names, self.neurons, spikes, syn,
-                                                                self.ann_macs))]
-        synops = float(sum(syn))
-        ann_macs = float(sum(self.ann_macs))
-        return dict(
-            decisions=n, timesteps=T, readout=self.readout, **self.options(),
-            mean_timesteps_per_decision=steps,
-            layers=layers,
-            spikes_per_decision=float(sum(spikes)),
-            firing_rate=float(sum(spikes)) / (sum(self.neurons) * T),
-            synops_per_decision=synops,
-            input_macs_per_decision=input_macs,
-            energy_uJ_per_decision=energy_uj(synops, input_macs),
-            ann_macs_per_decision=ann_macs,
-            ann_energy_uJ_per_decision=energy_uj(0.0, ann_macs),
-            energy_convention=ENERGY_CONVENTION,
-        )
+        layer_macs = [input_macs] + [0.0] * (len(self.layer_costs) - 1)
+        report = cost_report(self.layer_costs, spikes, syn, layer_macs, timesteps=self.timesteps, decisions=n,
+                             mean_timesteps=steps)
+        return dict(readout=self.readout, **self.options(), **report)
 
 
 def _merge(acc: WindowRecord, new: WindowRecord, live: torch.Tensor) -> WindowRecord:

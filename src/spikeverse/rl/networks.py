@@ -2,7 +2,7 @@
 head switches (dueling, noisy, C51) as parameters of one module (SPEC R-RL).
 
 Layouts
-- MLP: obs -> [Linear, ReLU] x len(hidden) -> head.
+- MLP: obs (flattened if it is an image) -> [Linear, ReLU] x len(hidden) -> head.
 - MinAtar CNN (Young & Tian 2019): Conv 16x3x3/1, ReLU, Flatten, Linear 128, ReLU -> head.
 - Nature CNN (Mnih et al. 2015): Conv 32x8x8/4, ReLU, Conv 64x4x4/2, ReLU, Conv 64x3x3/1, ReLU,
   Flatten, Linear 512, ReLU -> head. uint8 frames are scaled by 1/255 inside ``forward``.
@@ -20,6 +20,11 @@ by default, a surrogate gradient for the spike), the observation is the input cu
 one of T steps (no encoding; the first layer's current is computed once per window), and the
 head reads the mean of the last hidden layer's spikes over the window:
 O = W_L (1/T) sum_t S_{L-1,t}. Trained by backpropagation through the T steps.
+
+Cost per decision (``snn.cost``, for evaluation): after ``reset_stats()`` every call is measured.
+A DQN spends its MACs; a DSQN the first layer's MACs once per window (analog input), then one
+accumulate per spike per outgoing synapse, the read-out's included (its T-step sum of spikes x
+weights is T accumulations of spikes; the division by T is one scaling per output).
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from torch import nn
 from spikeverse.errors import SpikeverseError
 from spikeverse.rl.distributional import make_support
 from spikeverse.rl.noisy import NoisyLinear
+from spikeverse.snn.cost import CostMeter, LayerCost, cost_report, describe_layers
 from spikeverse.snn.neurons import DSQNLIFNeuron, reset_net
-from spikeverse.snn.simulate import run_window
+from spikeverse.snn.simulate import WindowRecord, run_window
 from spikeverse.snn.surrogates import surrogate
 
 ARCHITECTURES = ("mlp", "minatar", "nature")
@@ -89,10 +95,9 @@ def build_torso(spec: NetworkSpec) -> tuple[nn.Sequential, int]:
 
 def _relu_torso(spec: NetworkSpec) -> tuple[nn.Sequential, int]:
     if spec.arch == "mlp":
-        if len(spec.obs_shape) != 1:
-            raise SpikeverseError(f"the MLP needs flat observations, got shape {tuple(spec.obs_shape)}")
-        layers: list[nn.Module] = []
-        width = spec.obs_shape[0]
+        # image observations (C, H, W) are flattened: a fully connected network on pixels (seed 000 8.1)
+        layers: list[nn.Module] = [nn.Flatten()] if len(spec.obs_shape) != 1 else []
+        width = int(torch.Size(spec.obs_shape).numel())
         for h in spec.hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
@@ -132,6 +137,7 @@ class QNetwork(nn.Module):
         self.spec = spec
         self.num_actions = spec.num_actions
         self.torso, width = build_torso(spec)
+        self.width = width
         linear = (lambda i, o: NoisyLinear(i, o, spec.noisy_sigma0)) if spec.noisy else nn.Linear
         self.advantage = linear(width, spec.num_actions * spec.atoms)
         self.value = linear(width, spec.atoms) if spec.dueling else None
@@ -139,6 +145,8 @@ class QNetwork(nn.Module):
             self.register_buffer("support", make_support(spec.v_min, spec.v_max, spec.atoms))
         else:
             self.support = None
+        self._meter: CostMeter | None = None  # measuring the cost per decision (reset_stats)
+        self._last: CostMeter | None = None
 
     @property
     def device(self) -> torch.device:
@@ -149,12 +157,62 @@ class QNetwork(nn.Module):
         if self.spec.obs_scale != 1.0:
             x = x * self.spec.obs_scale
         if not self.spec.spiking:
+            if self._meter is not None:
+                self._measure(x.shape[0], None)
             return self.torso(x)
         # DSQN: the observation is a constant input current for T steps; the head reads the
         # mean spikes of the last hidden layer. State is dropped after the window.
-        spikes, _ = run_window(list(self.torso), x, int(self.spec.spiking["timesteps"]))
+        spikes, rec = run_window(list(self.torso), x, int(self.spec.spiking["timesteps"]),
+                                 record=self._meter is not None)
         reset_net(self.torso)
+        self._measure(x.shape[0], rec)
         return spikes.mean(0)
+
+    # ------------------------------------------------------- cost per decision
+
+    def _layer_costs(self) -> list[LayerCost]:
+        """The torso's synaptic layers and the head (``output``: A x atoms, plus the dueling value)."""
+        torso = describe_layers(list(self.torso), self.spec.obs_shape, last_is_output=False,
+                                spiking=bool(self.spec.spiking))
+        outputs = self.spec.atoms * (self.num_actions + (1 if self.value is not None else 0))
+        return torso + [LayerCost("output", outputs, self.width * outputs, spiking=False)]
+
+    def reset_stats(self) -> None:
+        """Measure every later call: spikes, synaptic operations and MACs per decision."""
+        self._costs = self._layer_costs()
+        self._meter = CostMeter(len(self._costs))
+
+    def _measure(self, batch: int, rec: WindowRecord | None) -> None:
+        """Add a call's decisions to the meters (DSQN: from its window record; DQN: no spikes)."""
+        if self._meter is None:
+            return
+        n = len(self._costs)
+        steps = torch.full((batch,), float(self.spec.spiking["timesteps"]) if rec is not None else 1.0)
+        if rec is None:
+            spikes = synops = [torch.zeros(batch)] * n
+        else:
+            counts = [c.flatten(1).sum(1) for c in rec.spike_counts]
+            head = counts[-1] * self._costs[-1].neurons  # each spike of the last layer reaches every output
+            spikes = counts + [torch.zeros(batch)]
+            synops = [torch.zeros(batch)] + list(rec.synops) + [head]
+        self._last = CostMeter(n)
+        for m in (self._meter, self._last):
+            m.add([s.cpu() for s in spikes], [o.cpu() for o in synops], steps)
+
+    def diagnostics(self, since_reset: bool = False) -> dict:
+        """The ``snn.cost.cost_report`` of the last call (or the mean since ``reset_stats()``);
+        empty before ``reset_stats()``."""
+        meter = self._meter if since_reset else self._last
+        if meter is None:
+            return {}
+        n, spikes, synops, steps = meter.means()
+        if self.spec.spiking:
+            layer_macs = [float(self._costs[0].ann_macs)] + [0.0] * (len(self._costs) - 1)
+            T = int(self.spec.spiking["timesteps"])
+        else:
+            layer_macs, T = [float(c.ann_macs) for c in self._costs], None
+        return cost_report(self._costs, spikes, synops, layer_macs, timesteps=T, decisions=n,
+                           mean_timesteps=steps if T else None)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """Per-action outputs [B, A, atoms] (logits for C51, values otherwise).

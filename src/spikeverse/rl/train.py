@@ -118,11 +118,11 @@ def train_dqn(
             raise SpikeverseError(f"{run_dir} already holds a checkpoint (rerun without --no-resume to continue it)")
         saved = load_checkpoint(ckpt_path, kind="dqn")
         _check_resumable(saved[1]["config"], cfg, run_dir)
-    elif (old := read_config(run_dir)) is not None and old.get("agent") != "dqn":
+    elif (old := read_config(run_dir)) is not None and old.get("agent") not in ("dqn", "dsqn"):
         raise SpikeverseError(f"{run_dir} holds a '{old.get('agent')}' run; use another --out")
     device = resolve_device(cfg.device)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, {"agent": "dqn", **cfg.to_dict()})
+    write_config(run_dir, {"agent": "dsqn" if cfg.spiking else "dqn", **cfg.to_dict()})
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

@@ -318,13 +318,14 @@ class _DSQNWindow(torch.autograd.Function):
             dv_du = (1.0 - s_seq) if detach_reset else (1.0 - s_seq) + (v_reset - u_seq) * sigma
         else:
             dv_du = torch.ones_like(u_seq) if detach_reset else 1.0 - v_th * sigma
-        grad_x = torch.empty_like(u_seq)
-        g_v = torch.zeros_like(u_seq[0])
-        leak = 1.0 - 1.0 / tau
-        for t in range(u_seq.shape[0] - 1, -1, -1):
-            g_u = grad_s[t] * sigma[t] + g_v * dv_du[t]
-            grad_x[t] = g_u / tau
-            g_v = g_u * leak
+        # dL/du_t = a_t + c_t dL/du_{t+1}, a_t = dL/ds_t sigma_t, c_t = dv_t/du_t (1 - 1/tau):
+        # one fused multiply-add per step
+        a = grad_s * sigma
+        c = dv_du.mul_(1.0 - 1.0 / tau)
+        grad_u = a
+        for t in range(u_seq.shape[0] - 2, -1, -1):
+            grad_u[t].addcmul_(c[t], grad_u[t + 1])
+        grad_x = grad_u.div_(tau)
         return grad_x, None, None, None, None, None, None, None
 
 
