@@ -78,7 +78,8 @@ def test_head_reads_the_mean_spikes_of_the_last_hidden_layer():
 
 def test_bad_spiking_options_are_one_line_errors(tmp_path, capsys):
     for args, word in ((["--timesteps", "0"], "timesteps"), (["--surrogate", "nope"], "surrogate"),
-                       (["--reset", "sideways"], "reset"), (["--tau", "-1"], "tau")):
+                       (["--reset", "sideways"], "reset"), (["--tau", "-1"], "tau"),
+                       (["--init-rate", "1.5"], "init-rate")):
         rc = main(["train", "--agent", "dsqn", "--steps", "10", "--out", str(tmp_path / "x"), *args])
         assert rc == 2 and word in capsys.readouterr().err.lower()
     rc = main(["train", "--steps", "10", "--timesteps", "8", "--out", str(tmp_path / "y")])
@@ -87,13 +88,13 @@ def test_bad_spiking_options_are_one_line_errors(tmp_path, capsys):
 
 def test_train_evaluate_and_resume_a_dsqn(tmp_path, capsys):
     run = tmp_path / "dsqn"
-    args = ["train", "--agent", "dsqn", "--steps", "600", "--timesteps", "4", "--out", str(run), "--json",
+    args = ["train", "--agent", "dsqn", "--steps", "1200", "--timesteps", "4", "--out", str(run), "--json",
             "--no-progress", "--device", "cpu", "--eval-every", "0"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["agent"] == "dsqn" and summary["steps"] == 600
-    assert main(args[:4] + ["1200"] + args[5:]) == 0
-    assert json.loads(capsys.readouterr().out)["resumed_from"] == 600
+    assert summary["agent"] == "dsqn" and summary["steps"] == 1200
+    assert main(args[:4] + ["1500"] + args[5:]) == 0
+    assert json.loads(capsys.readouterr().out)["resumed_from"] == 1200
     assert main(["evaluate", str(run), "--episodes", "2", "--json", "--device", "cpu"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["episodes"] == 2 and res["mean"] > 0 and res["agent"] == "dsqn" and res["timesteps"] == 4
@@ -101,7 +102,7 @@ def test_train_evaluate_and_resume_a_dsqn(tmp_path, capsys):
     for key in ("synops_per_decision", "macs_per_decision", "energy_uJ_per_decision", "ann_macs_per_decision",
                 "ann_energy_uJ_per_decision", "firing_rate", "layers", "energy_convention"):
         assert key in res, key
-    assert [l["name"] for l in res["layers"]] == ["fc1", "fc2", "output"]
+    assert [l["name"] for l in res["layers"]] == ["fc1", "output"]  # CartPole DSQN: one hidden layer
     assert main(["evaluate", str(run), "--episodes", "1", "--json", "--device", "cpu", "--timesteps", "9"]) == 0
     assert json.loads(capsys.readouterr().out)["timesteps"] == 9
     assert main(["evaluate", str(run), "--episodes", "1", "--device", "cpu", "--readout", "count"]) == 2
@@ -109,6 +110,10 @@ def test_train_evaluate_and_resume_a_dsqn(tmp_path, capsys):
 
     policy, _ = load_policy(run)
     assert isinstance(policy.torso[1], DSQNLIFNeuron) and policy.spec.spiking["timesteps"] == 4
+    from spikeverse.io.checkpoint import read_checkpoint_meta
+
+    scales = read_checkpoint_meta(run)["snn_init_scales"]  # the data-dependent initialisation ran once
+    assert len(scales) == 1 and scales[0] > 0
 
 
 def test_dsqn_cost_per_decision_counts_spikes_times_fan_out():
@@ -185,6 +190,7 @@ def test_seed_000_variants_double_per_and_a_fully_connected_network_on_pixels(tm
     capsys.readouterr()
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["agent"] == "dsqn" and cfg["double"] and cfg["per"] and cfg["spiking"]
+    assert cfg["hidden"] == [256]  # the DSQN default on CartPole
     # a fully connected spiking DQN on MinAtar pixels, with a longer window
     run = tmp_path / "fc"
     assert main(["train", "--env", "MinAtar/Breakout", "--agent", "dsqn", "--arch", "mlp", "--hidden", "64,32",

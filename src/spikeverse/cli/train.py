@@ -39,6 +39,7 @@ def train(
     tau: Optional[float] = typer.Option(None, help="dsqn: LIF time constant in steps (default 2)."),
     vth: Optional[float] = typer.Option(None, help="dsqn: LIF threshold (default 1)."),
     reset: Optional[str] = typer.Option(None, help="dsqn: hard (default, seed 003) or soft reset."),
+    init_rate: Optional[float] = typer.Option(None, "--init-rate", help="dsqn: before the first update, scale each spiking layer's synapses so that it fires at this rate on replayed observations (default 0.1; 0 = PyTorch's initialisation)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (default per env)."),
     eval_every: Optional[int] = typer.Option(None, help="Steps between model-selection evaluations (0 = off)."),
@@ -66,7 +67,8 @@ def train(
             nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device, arch=arch,
             hidden=_widths(hidden),
             checkpoint_interval=checkpoint_every, eval_interval=eval_every, **_spiking_options(
-                agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, vth=vth, reset=reset),
+                agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, vth=vth, reset=reset,
+                init_rate=init_rate),
         )
         res = train_dqn(cfg, out, resume=resume, progress=progress)
         summary = {"run_dir": str(res.run_dir), "env": env, "agent": agent, "steps": res.steps,
@@ -97,7 +99,7 @@ def _widths(text: Optional[str]) -> Optional[tuple[int, ...]]:
 def _spiking_options(agent: str, **given) -> dict:
     """DQNConfig overrides of ``--agent dsqn``; the spiking options are refused for other agents."""
     names = dict(timesteps="snn_timesteps", surrogate="surrogate", alpha="surrogate_alpha", tau="lif_tau",
-                 vth="lif_v_th", reset="lif_reset")
+                 vth="lif_v_th", reset="lif_reset", init_rate="snn_init_rate")
     set_ = {k: v for k, v in given.items() if v is not None}
     if agent != "dsqn":
         if set_:

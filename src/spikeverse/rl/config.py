@@ -62,6 +62,7 @@ class DQNConfig:
     lif_tau: float = 2.0
     lif_v_th: float = 1.0
     lif_reset: str = "hard"
+    snn_init_rate: float = 0.1  # data-dependent init: each spiking layer fires at this rate (0: off)
     # model selection, checkpoints
     eval_interval: int = 5_000
     eval_episodes: int = 5
@@ -71,8 +72,11 @@ class DQNConfig:
     @classmethod
     def for_env(cls, env_id: str, **overrides) -> "DQNConfig":
         """Defaults tuned per environment; ``overrides`` with value None are ignored."""
-        cfg = cls(env_id=env_id, **_ENV_DEFAULTS.get(_defaults_key(env_id), {}))
         overrides = {k: v for k, v in overrides.items() if v is not None}
+        defaults = dict(_ENV_DEFAULTS.get(_defaults_key(env_id), {}))
+        if overrides.get("spiking"):
+            defaults.update(_DSQN_DEFAULTS.get(_defaults_key(env_id), {}))
+        cfg = cls(env_id=env_id, **defaults)
         if overrides.pop("rainbow", False):
             overrides = {**RAINBOW, **overrides}
         names = {f.name for f in fields(cls)}
@@ -112,6 +116,7 @@ class DQNConfig:
             (self.lif_tau > 0 and self.lif_v_th > 0, "the LIF tau and threshold must be > 0"),
             (self.surrogate_alpha > 0, f"the surrogate parameter must be > 0, got {self.surrogate_alpha}"),
             (self.lif_reset in ("hard", "soft"), f"--reset must be hard or soft, got '{self.lif_reset}'"),
+            (0.0 <= self.snn_init_rate < 1.0, f"--init-rate must be in [0, 1), got {self.snn_init_rate}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -133,6 +138,13 @@ class DQNConfig:
             d["hidden"] = tuple(d["hidden"])
         return cls(**d)
 
+
+# DSQN changes to the DQN defaults (benchmarks/results/dsqn_cartpole.md): one hidden layer of 256
+# LIF neurons learns CartPole faster than two of 128 (the first layer's current is computed once
+# per window, so a single layer also costs half as much)
+_DSQN_DEFAULTS: dict[str, dict] = {
+    "CartPole-v1": dict(hidden=(256,)),
+}
 
 RAINBOW = dict(double=True, per=True, dueling=True, nstep=3, noisy=True, c51=True)
 

@@ -168,6 +168,19 @@ class QNetwork(nn.Module):
         self._measure(x.shape[0], rec)
         return spikes.mean(0)
 
+    @torch.no_grad()
+    def calibrate(self, obs: torch.Tensor, rate: float) -> list[float]:
+        """DSQN: scale each spiking layer's input synapses so that it fires at mean ``rate`` on
+        ``obs`` (``snn.init.calibrate_firing``); returns the factors."""
+        from spikeverse.snn.init import calibrate_firing
+
+        if not self.spec.spiking:
+            raise SpikeverseError("only a spiking Q-network is calibrated")
+        x = obs.to(self.device, torch.float32)
+        if self.spec.obs_scale != 1.0:
+            x = x * self.spec.obs_scale
+        return calibrate_firing(list(self.torso), x, int(self.spec.spiking["timesteps"]), rate)
+
     # ------------------------------------------------------- cost per decision
 
     def _layer_costs(self) -> list[LayerCost]:

@@ -131,6 +131,7 @@ def train_dqn(
     spec = network_spec(cfg, obs_space.shape, int(envs.single_action_space.n), obs_scale_for(obs_space))
     agent = DQNAgent(cfg, spec, device)
     step, episodes, best_score, best_step, best_state = 0, 0, -math.inf, None, None
+    init_scales = None  # DSQN: the data-dependent initialisation's factors, once done
     if saved is not None:
         tensors, meta = saved
         load_module_state(agent.online, unprefixed("online", tensors), str(ckpt_path))
@@ -139,6 +140,7 @@ def train_dqn(
         torch.set_rng_state(tensors["rng.torch"])
         rng.bit_generator.state = meta["numpy_rng"]
         step, episodes = meta["step"], meta["episodes"]
+        init_scales = meta.get("snn_init_scales")
         if meta.get("best_score") is not None:
             best_score, best_step, best_state = meta["best_score"], meta["best_step"], unprefixed("best", tensors)
     resumed_from = step
@@ -178,7 +180,7 @@ def train_dqn(
             "step": step, "episodes": episodes, "optimizer": opt_meta,
             "numpy_rng": rng.bit_generator.state,
             "best_score": None if best_state is None else best_score,
-            "best_step": best_step,
+            "best_step": best_step, "snn_init_scales": init_scales,
         }
         save_checkpoint(ckpt_path, tensors, meta)
         if on_checkpoint is not None:
@@ -215,6 +217,8 @@ def train_dqn(
                                    wall_s=round(wall, 2)))
                 ep_ret[i], ep_len[i] = 0.0, 0
             if step >= learn_start and len(buffer) >= cfg.batch_size and (step // n) % cfg.train_freq == 0:
+                if cfg.spiking and cfg.snn_init_rate > 0 and init_scales is None:
+                    init_scales = _calibrate(agent, buffer, cfg, device)
                 beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, step)
                 for _ in range(cfg.gradient_steps):
                     sample = buffer.sample(cfg.batch_size, beta=beta)
@@ -252,6 +256,15 @@ def train_dqn(
 
 def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
+
+
+def _calibrate(agent: DQNAgent, buffer, cfg: DQNConfig, device: torch.device) -> list[float]:
+    """DSQN, before its first update: make every spiking layer fire at ``snn_init_rate`` on up to
+    512 observations of the replay buffer (``snn.init``); the target network gets the same weights."""
+    obs = buffer.sample(min(len(buffer), 512))["obs"]
+    scales = agent.online.calibrate(torch.as_tensor(obs, device=device), cfg.snn_init_rate)
+    agent.target.load_state_dict(agent.online.state_dict())
+    return scales
 
 
 def _quick_eval(net: QNetwork, cfg: DQNConfig, step: int):

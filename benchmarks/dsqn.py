@@ -1,0 +1,235 @@
+"""Directly trained spiking Q-networks (DSQN, issue 5): CartPole, MinAtar Breakout, and the table
+DQN vs converted SNN vs DSQN. Every number comes from the CLI (``spikeverse train/convert/evaluate
+--json``), run as subprocesses, ``--workers`` at a time with one torch thread each.
+
+    python benchmarks/dsqn.py cartpole --seeds 0 1 2
+        the default DSQN config (T=16) per seed: wall time of training, time to solve (the first
+        model-selection evaluation >= 475), and the evaluation of the kept weights (20 episodes,
+        seed 1000 + seed). Target: 3/3 seeds >= 475, each solved in <= 5 minutes on 2 cores.
+    python benchmarks/dsqn.py minatar --steps 100000 --timesteps 8 16
+        learning curves of DQN and DSQN (T = 8, 16) on MinAtar Breakout with the same budget of
+        frames (evaluation every --eval-every frames, 10 episodes) and the mean training return.
+    python benchmarks/dsqn.py table
+        for CartPole (seed 0) and MinAtar Breakout: the DQN, its SNN converted by the fast method
+        (T=32), and the DSQN (T=16), each evaluated on the same protocol (--episodes): score, time
+        steps, synaptic operations, MACs and energy per decision (45 nm: 0.9 pJ/AC, 4.6 pJ/MAC).
+        Trains and converts what the two commands above did not leave in --runs.
+
+Results: benchmarks/results/dsqn_{cartpole,minatar,comparison}.{json,md} and dsqn_minatar.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+MINATAR = "MinAtar/Breakout"
+SOLVED = 475.0
+
+
+def cli(*args: str, threads: int = 1) -> dict:
+    """Run ``spikeverse ARGS --json`` with ``threads`` torch threads; its JSON output."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    proc = subprocess.run([sys.executable, "-m", "spikeverse.cli", *args, "--json"], capture_output=True, text=True,
+                          env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"spikeverse {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def parallel(fn, items, workers: int) -> list:
+    with ThreadPoolExecutor(workers) as ex:  # each item is a subprocess
+        return list(ex.map(fn, items))
+
+
+def evals(run: Path) -> list[dict]:
+    with open(run / "evals.csv") as f:
+        return [{"step": int(r["step"]), "mean": float(r["mean"]), "wall_s": float(r["wall_s"])} for r in csv.DictReader(f)]
+
+
+def train_returns(run: Path, bin_frames: int) -> list[dict]:
+    with open(run / "metrics.csv") as f:
+        rows = [(int(r["step"]), float(r["episode_return"])) for r in csv.DictReader(f)]
+    out = []
+    for lo in range(0, max((s for s, _ in rows), default=0), bin_frames):
+        vals = [r for s, r in rows if lo < s <= lo + bin_frames]
+        if vals:
+            out.append({"frames": lo + bin_frames, "train_return": round(sum(vals) / len(vals), 3)})
+    return out
+
+
+def cost(res: dict) -> dict:
+    keys = ("mean", "std", "timesteps", "firing_rate", "synops_per_decision", "macs_per_decision",
+            "energy_uJ_per_decision", "ann_macs_per_decision", "ann_energy_uJ_per_decision")
+    return {k: res.get(k) for k in keys} | {"layers": [
+        {k: l[k] for k in ("name", "firing_rate", "synops_per_decision", "macs_per_decision")} for l in res["layers"]]}
+
+
+def write(name: str, data: dict, md: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
+    (RESULTS / f"{name}.md").write_text(md)
+    print(md)
+
+
+# ---------------------------------------------------------------- CartPole
+
+
+def cartpole(args) -> None:
+    root = Path(args.runs) / "cartpole"
+
+    def one(seed: int) -> dict:
+        run = root / f"dsqn-seed{seed}"
+        tr = cli("train", "--env", "CartPole-v1", "--agent", "dsqn", "--seed", str(seed), "--out", str(run),
+                 "--no-progress", "--device", "cpu")
+        ev = evals(run)
+        solved = next((e for e in ev if e["mean"] >= SOLVED), None)
+        res = cli("evaluate", str(run), "--episodes", "20", "--seed", str(1000 + seed), "--device", "cpu")
+        return {"seed": seed, "train_wall_s": tr["wall_s"], "steps": tr["steps"],
+                "solved_step": solved and solved["step"], "solved_wall_s": solved and solved["wall_s"],
+                "eval20": cost(res), "curve": ev}
+
+    rows = parallel(one, args.seeds, args.workers)
+    ok = sum(r["eval20"]["mean"] >= SOLVED for r in rows)
+    md = ["# DSQN on CartPole-v1: the default config (T=16)", "",
+          f"`python benchmarks/dsqn.py cartpole --seeds {' '.join(map(str, args.seeds))} --workers {args.workers}` "
+          f"({args.workers} runs side by side on 2 cores, one torch thread each). Solved = first model-selection "
+          f"evaluation (5 episodes) >= {SOLVED:g}; the kept (best) weights are then evaluated on 20 episodes.", "",
+          "| seed | eval mean (20 ep.) | solved at step | time to solve s | training wall s | firing rate | synops/decision | energy uJ/decision |",
+          "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        e = r["eval20"]
+        md.append(f"| {r['seed']} | {e['mean']:.1f} +- {e['std']:.1f} | {r['solved_step']} | {r['solved_wall_s']} | "
+                  f"{r['train_wall_s']} | {e['firing_rate']:.3f} | {e['synops_per_decision']:.0f} | "
+                  f"{e['energy_uJ_per_decision']:.4f} |")
+    md += ["", f"{ok}/{len(rows)} seeds reach an evaluation mean >= {SOLVED:g}.", ""]
+    write("dsqn_cartpole", {"seeds": rows, "solved": ok, "workers": args.workers}, "\n".join(md))
+
+
+# ---------------------------------------------------------------- MinAtar
+
+
+def minatar(args) -> None:
+    root = Path(args.runs) / "minatar"
+    agents = [("dqn", [])] + [(f"dsqn-T{t}", ["--agent", "dsqn", "--timesteps", str(t)]) for t in args.timesteps]
+
+    def one(item) -> dict:
+        name, extra = item
+        run = root / name
+        tr = cli("train", "--env", MINATAR, *extra, "--steps", str(args.steps), "--eval-every", str(args.eval_every),
+                 "--out", str(run), "--no-progress", "--device", "cpu")
+        return {"agent": name, "frames": tr["steps"], "train_wall_s": tr["wall_s"], "best_eval": tr["best_score"],
+                "eval": evals(run), "train": train_returns(run, args.eval_every)}
+
+    rows = parallel(one, agents, args.workers)
+    md = ["# MinAtar Breakout: DQN and DSQN learning curves, same budget of frames", "",
+          f"`python benchmarks/dsqn.py minatar --steps {args.steps} --timesteps "
+          f"{' '.join(map(str, args.timesteps))} --workers {args.workers}`: the default MinAtar config "
+          f"for all (DSQN: the same plus LIF hidden layers, T steps per decision). Evaluation every "
+          f"{args.eval_every} frames: 10 episodes, epsilon 0.05. Wall times with {args.workers} runs side by side.", "",
+          "| agent | frames | training wall s | best eval mean |", "|---|---|---|---|"]
+    md += [f"| {r['agent']} | {r['frames']} | {r['train_wall_s']} | {r['best_eval']} |" for r in rows]
+    md += ["", "| frames | " + " | ".join(f"{r['agent']} eval" for r in rows) + " | "
+           + " | ".join(f"{r['agent']} train return" for r in rows) + " |",
+           "|---" * (2 * len(rows) + 1) + "|"]
+    steps = sorted({e["step"] for r in rows for e in r["eval"]})
+    for s in steps:
+        ev = [next((f"{e['mean']:.2f}" for e in r["eval"] if e["step"] == s), "") for r in rows]
+        tr = [next((f"{t['train_return']:.2f}" for t in r["train"] if t["frames"] == s), "") for r in rows]
+        md.append(f"| {s} | " + " | ".join(ev) + " | " + " | ".join(tr) + " |")
+    md += ["", "![curves](dsqn_minatar.png)", ""]
+    plot_minatar(rows)
+    write("dsqn_minatar", {"steps": args.steps, "runs": rows}, "\n".join(md))
+
+
+def plot_minatar(rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for r in rows:
+        axes[0].plot([e["step"] for e in r["eval"]], [e["mean"] for e in r["eval"]], marker="o", label=r["agent"])
+        axes[1].plot([t["frames"] for t in r["train"]], [t["train_return"] for t in r["train"]], label=r["agent"])
+    axes[0].set(title="evaluation (10 episodes)", xlabel="frames", ylabel="score")
+    axes[1].set(title="training episodes (mean per bin)", xlabel="frames", ylabel="return")
+    for ax in axes:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle("MinAtar Breakout: DQN vs DSQN, same budget")
+    fig.tight_layout()
+    RESULTS.mkdir(exist_ok=True)
+    fig.savefig(RESULTS / "dsqn_minatar.png", dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- the comparison table
+
+
+def table(args) -> None:
+    cp, mn = Path(args.runs) / "cartpole", Path(args.runs) / "minatar"
+    jobs = {"CartPole-v1": (cp / "dqn-seed0", cp / "snn-fast", cp / "dsqn-seed0", []),
+            MINATAR: (mn / "dqn", mn / "snn-fast", mn / "dsqn-T16", ["--steps", str(args.steps)])}
+
+    def prepare(env: str) -> None:
+        dqn, snn, dsqn, extra = jobs[env]
+        if not (dqn / "checkpoint.safetensors").exists():
+            cli("train", "--env", env, *extra, "--out", str(dqn), "--no-progress", "--device", "cpu")
+        if not (dsqn / "checkpoint.safetensors").exists():
+            cli("train", "--env", env, "--agent", "dsqn", *extra, "--out", str(dsqn), "--no-progress",
+                "--device", "cpu")
+        if not (snn / "checkpoint.safetensors").exists():
+            cli("convert", str(dqn), "--method", "fast", "--timesteps", "32", "--out", str(snn), "--device", "cpu")
+
+    parallel(prepare, list(jobs), args.workers)
+    out: dict = {}
+    for env, (dqn, snn, dsqn, _) in jobs.items():
+        common = ["--episodes", str(args.episodes), "--seed", "1000", "--device", "cpu"]
+        res = parallel(lambda run: cli("evaluate", str(run), *common, threads=1), [dqn, snn, dsqn], args.workers)
+        out[env] = {"dqn": cost(res[0]), "converted SNN (fast)": cost(res[1]), "dsqn": cost(res[2])}
+        out[env]["converted SNN (fast)"]["conversion_rate"] = res[1]["conversion_rate"]
+    md = ["# DQN vs converted SNN vs DSQN", "",
+          f"`python benchmarks/dsqn.py table --episodes {args.episodes}`: each agent evaluated by "
+          f"`spikeverse evaluate --episodes {args.episodes} --seed 1000` (epsilon 0.05). Energy: 45 nm, "
+          "0.9 pJ per accumulate (synaptic operation), 4.6 pJ per MAC; a spiking network's first layer "
+          "takes the analog observation once per decision (MACs), every later synapse is driven by spikes.", "",
+          "| env | agent | score | T | firing rate | synops/decision | MACs/decision | energy uJ/decision | vs DQN |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for env, agents in out.items():
+        base = agents["dqn"]["energy_uJ_per_decision"]
+        for name, c in agents.items():
+            rate = "-" if c["firing_rate"] is None else f"{c['firing_rate']:.3f}"
+            md.append(f"| {env} | {name} | {c['mean']:.1f} +- {c['std']:.1f} | {c['timesteps'] or '-'} | {rate} | "
+                      f"{c['synops_per_decision']:.0f} | {c['macs_per_decision']:.0f} | "
+                      f"{c['energy_uJ_per_decision']:.4f} | {c['energy_uJ_per_decision'] / base:.2f} |")
+    for env, agents in out.items():
+        ratio = agents["dsqn"]["energy_uJ_per_decision"] / agents["converted SNN (fast)"]["energy_uJ_per_decision"]
+        md.append(f"\n{env}: DSQN / converted SNN energy = {ratio:.2f} (seed 003 reports about 0.85).")
+    write("dsqn_comparison", out, "\n".join(md) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("part", choices=["cartpole", "minatar", "table"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=100_000, help="MinAtar budget in frames.")
+    ap.add_argument("--eval-every", type=int, default=10_000)
+    ap.add_argument("--timesteps", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--episodes", type=int, default=20, help="table: evaluation episodes per agent.")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--runs", default=str(HERE / "runs" / "dsqn"))
+    args = ap.parse_args()
+    {"cartpole": cartpole, "minatar": minatar, "table": table}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()
