@@ -1,0 +1,123 @@
+"""Where a population's fitness evaluations run (SPEC R-EVO: local processes by default, Ray
+when the user has a cluster).
+
+:func:`make_executor` returns an object with ``map(fn, items) -> list`` (order preserved),
+``workers`` (how many evaluations run at once; callers split their work into that many items)
+and ``close()`` (also a context manager). ``fn`` must be picklable (a module-level function, or
+a ``functools.partial`` of one) when ``workers > 1`` or with Ray.
+
+- ``local``: ``workers == 1`` runs in this process; otherwise a ``ProcessPoolExecutor`` with the
+  ``spawn`` start method (safe with torch and threads), created on the first ``map`` and kept
+  for the next ones, each worker limited to one torch thread.
+- ``ray``: remote tasks of one CPU each on the cluster at ``RAY_ADDRESS`` or, when it is unset,
+  on a local Ray started with ``workers`` CPUs (and shut down by ``close``).
+
+Determinism is the caller's contract: an evaluation's randomness comes from its keys, e.g.
+:func:`derive_seed` (seed, generation, individual index), never from the worker it runs in, so
+the results are the same for any executor and number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from spikeverse.errors import SpikeverseError
+
+EXECUTORS = ("local", "ray")
+RAY_MISSING = "--executor ray needs the ray extra: pip install 'spikeverse[ray]'"
+
+
+def derive_seed(*keys: int | str) -> int:
+    """A 32-bit seed that depends on ``keys`` alone (e.g. seed, generation, index, purpose), by
+    numpy's ``SeedSequence`` (strings hashed stably as their bytes)."""
+    ints = [k if isinstance(k, int) else int.from_bytes(str(k).encode(), "little") for k in keys]
+    if any(k < 0 for k in ints):
+        raise SpikeverseError(f"seeds must be >= 0, got {keys}")
+    return int(np.random.SeedSequence(ints).generate_state(1)[0])
+
+
+def _one_thread() -> None:
+    """Worker initializer: one torch thread per process (the evaluations are the parallelism)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class LocalExecutor:
+    """In-process (``workers == 1``) or a pool of ``workers`` spawned processes."""
+
+    def __init__(self, workers: int = 1):
+        self.workers = int(workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list:
+        items = list(items)
+        if self.workers == 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_one_thread)
+        return list(self._pool.map(fn, items))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _ray_call(fn: Callable[[Any], Any], item: Any) -> Any:
+    """The body of a Ray task: one torch thread, then ``fn(item)``."""
+    _one_thread()
+    return fn(item)
+
+
+class RayExecutor:
+    """Remote tasks of one CPU each; connects to ``RAY_ADDRESS`` or starts a local Ray."""
+
+    def __init__(self, workers: int = 1):
+        try:
+            import ray
+        except ImportError:
+            raise SpikeverseError(RAY_MISSING) from None
+        self.ray = ray
+        address = os.environ.get("RAY_ADDRESS") or None
+        self._owned = not ray.is_initialized() and address is None
+        ray.init(address=address, num_cpus=None if address else int(workers), include_dashboard=False,
+                 ignore_reinit_error=True, log_to_driver=False)
+        self.workers = int(workers)
+        self._task = ray.remote(num_cpus=1)(_ray_call)
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list:
+        fn_ref = self.ray.put(fn)
+        return self.ray.get([self._task.remote(fn_ref, x) for x in items])
+
+    def close(self) -> None:
+        if self._owned and self.ray.is_initialized():
+            self.ray.shutdown()
+        self._owned = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_executor(kind: str = "local", workers: int = 1) -> LocalExecutor | RayExecutor:
+    """An executor of ``kind`` (local or ray) running ``workers`` evaluations at once."""
+    if kind not in EXECUTORS:
+        raise SpikeverseError(f"unknown executor '{kind}' (choose local or ray)")
+    if int(workers) < 1:
+        raise SpikeverseError(f"--workers must be >= 1, got {workers}")
+    return LocalExecutor(workers) if kind == "local" else RayExecutor(workers)
