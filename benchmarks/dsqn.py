@@ -9,6 +9,13 @@ DQN vs converted SNN vs DSQN. Every number comes from the CLI (``spikeverse trai
     python benchmarks/dsqn.py minatar --steps 100000 --timesteps 8 16
         learning curves of DQN and DSQN (T = 8, 16) on MinAtar Breakout with the same budget of
         frames (evaluation every --eval-every frames, 10 episodes) and the mean training return.
+        Reruns continue the runs from their checkpoints; curves of runs trained further are cut
+        at --steps (a run's epsilon schedule follows the total_steps it was started with).
+    python benchmarks/dsqn.py variants --steps 20000
+        seed 000's variants on MinAtar Breakout: surrogate-gradient double DQN with prioritized
+        replay (T=25), and a fully connected spiking DQN (MLP 256-256 on the flattened pixels, T=32):
+        steps per second and the wall time of the first 50 training episodes (seed 000: about
+        15 minutes for 50 episodes at T=25, 2.5 hours for the fully connected network).
     python benchmarks/dsqn.py table
         for CartPole (seed 0) and MinAtar Breakout: the DQN, its SNN converted by the fast method
         (T=32), and the DSQN (T=16), each evaluated on the same protocol (--episodes): score, time
@@ -26,6 +33,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,10 +46,13 @@ SOLVED = 475.0
 def cli(*args: str, threads: int = 1) -> dict:
     """Run ``spikeverse ARGS --json`` with ``threads`` torch threads; its JSON output."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    proc = subprocess.run([sys.executable, "-m", "spikeverse.cli", *args, "--json"], capture_output=True, text=True,
-                          env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f"spikeverse {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    # stderr (progress lines) goes to a file, not a pipe: a run outlives this script if it is killed
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.run([sys.executable, "-m", "spikeverse.cli", *args, "--json"], stdout=subprocess.PIPE,
+                              stderr=err, text=True, env=env)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"spikeverse {' '.join(args)} failed: {err.read().strip().splitlines()[-1:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -126,8 +137,10 @@ def minatar(args) -> None:
         run = root / name
         tr = cli("train", "--env", MINATAR, *extra, "--steps", str(args.steps), "--eval-every", str(args.eval_every),
                  "--out", str(run), "--no-progress", "--device", "cpu")
-        return {"agent": name, "frames": tr["steps"], "train_wall_s": tr["wall_s"], "best_eval": tr["best_score"],
-                "eval": evals(run), "train": train_returns(run, args.eval_every)}
+        ev = [e for e in evals(run) if e["step"] <= args.steps]  # a run trained further is cut at the budget
+        return {"agent": name, "frames": args.steps, "frames_trained": tr["steps"],
+                "train_wall_s": ev[-1]["wall_s"] if ev else None, "best_eval": max((e["mean"] for e in ev), default=None),
+                "eval": ev, "train": [t for t in train_returns(run, args.eval_every) if t["frames"] <= args.steps]}
 
     rows = parallel(one, agents, args.workers)
     md = ["# MinAtar Breakout: DQN and DSQN learning curves, same budget of frames", "",
@@ -135,7 +148,7 @@ def minatar(args) -> None:
           f"{' '.join(map(str, args.timesteps))} --workers {args.workers}`: the default MinAtar config "
           f"for all (DSQN: the same plus LIF hidden layers, T steps per decision). Evaluation every "
           f"{args.eval_every} frames: 10 episodes, epsilon 0.05. Wall times with {args.workers} runs side by side.", "",
-          "| agent | frames | training wall s | best eval mean |", "|---|---|---|---|"]
+          "| agent | frames | wall s to reach them | best eval mean |", "|---|---|---|---|"]
     md += [f"| {r['agent']} | {r['frames']} | {r['train_wall_s']} | {r['best_eval']} |" for r in rows]
     md += ["", "| frames | " + " | ".join(f"{r['agent']} eval" for r in rows) + " | "
            + " | ".join(f"{r['agent']} train return" for r in rows) + " |",
@@ -170,6 +183,41 @@ def plot_minatar(rows: list[dict]) -> None:
     RESULTS.mkdir(exist_ok=True)
     fig.savefig(RESULTS / "dsqn_minatar.png", dpi=110)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- seed 000's variants
+
+VARIANTS = {
+    "double+per, T=25": ["--agent", "dsqn", "--double", "--per", "--timesteps", "25"],
+    "fully connected 256-256, T=32": ["--agent", "dsqn", "--arch", "mlp", "--hidden", "256,256", "--timesteps", "32"],
+}
+
+
+def variants(args) -> None:
+    root = Path(args.runs) / "variants"
+
+    def one(name: str) -> dict:
+        run = root / name.split(",")[0].replace(" ", "-").replace("+", "-")
+        tr = cli("train", "--env", MINATAR, *VARIANTS[name], "--steps", str(args.steps), "--eval-every", "0",
+                 "--out", str(run), "--no-progress", "--device", "cpu")
+        with open(run / "metrics.csv") as f:
+            rows = list(csv.DictReader(f))
+        fifty = rows[49] if len(rows) >= 50 else None
+        return {"variant": name, "steps": tr["steps"], "episodes": tr["episodes"], "wall_s": tr["wall_s"],
+                "steps_per_s": round(tr["steps"] / tr["wall_s"], 1),
+                "wall_s_50_episodes": fifty and float(fifty["wall_s"]), "steps_50_episodes": fifty and int(fifty["step"]),
+                "mean_return_last_100": round(sum(float(r["episode_return"]) for r in rows[-100:]) / max(len(rows[-100:]), 1), 3)}
+
+    rows = parallel(one, list(VARIANTS), args.workers)
+    md = ["# Seed 000's surrogate-gradient variants on MinAtar Breakout", "",
+          f"`python benchmarks/dsqn.py variants --steps {args.steps}` ({args.workers} runs side by side on 2 cores). "
+          "Seed 000 (Atari Breakout, its own code): about 15 minutes for 50 episodes at T=25, 2.5 hours for "
+          "50 episodes of the fully connected network. Learning starts after 5,000 steps (MinAtar default).", "",
+          "| variant | steps | episodes | steps/s | wall s for 50 episodes | wall s | mean return, last 100 episodes |",
+          "|---|---|---|---|---|---|---|"]
+    md += [f"| {r['variant']} | {r['steps']} | {r['episodes']} | {r['steps_per_s']} | {r['wall_s_50_episodes']} | "
+           f"{r['wall_s']} | {r['mean_return_last_100']} |" for r in rows]
+    write("dsqn_variants", {"runs": rows}, "\n".join(md) + "\n")
 
 
 # ---------------------------------------------------------------- the comparison table
@@ -219,7 +267,7 @@ def table(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=["cartpole", "minatar", "table"])
+    ap.add_argument("part", choices=["cartpole", "minatar", "variants", "table"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=100_000, help="MinAtar budget in frames.")
     ap.add_argument("--eval-every", type=int, default=10_000)
@@ -228,7 +276,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--runs", default=str(HERE / "runs" / "dsqn"))
     args = ap.parse_args()
-    {"cartpole": cartpole, "minatar": minatar, "table": table}[args.part](args)
+    {"cartpole": cartpole, "minatar": minatar, "variants": variants, "table": table}[args.part](args)
 
 
 if __name__ == "__main__":
