@@ -59,6 +59,18 @@ def test_minatar_dsqn_learns_through_the_conv_layer():
     assert net.torso[0].weight.grad.abs().sum() > 0
 
 
+def test_nature_cnn_dsqn_learns_through_every_conv_layer():
+    torch.manual_seed(6)
+    spec = _spec(arch="nature", obs=(4, 84, 84), hidden=(64,), T=4)
+    spec.obs_scale = 1 / 255
+    net = QNetwork(spec)
+    frames = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    net.calibrate(frames, 0.1)  # a fresh Nature CNN DSQN is silent; make every layer fire first
+    net(frames).sum().backward()
+    convs = [m for m in net.torso if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 3 and all(c.weight.grad.abs().sum() > 0 for c in convs)
+
+
 def test_head_reads_the_mean_spikes_of_the_last_hidden_layer():
     torch.manual_seed(3)
     net = QNetwork(_spec(T=10))
