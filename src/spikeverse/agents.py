@@ -33,10 +33,17 @@ def _load_snn(run_dir: Path, device: torch.device) -> tuple[Policy, dict[str, An
     return load_snn(run_dir, device)
 
 
+def _load_cartpole_snn(run_dir: Path, device: torch.device) -> tuple[Policy, dict[str, Any]]:
+    from spikeverse.evo.cartpole_snn import load_cartpole_snn
+
+    return load_cartpole_snn(run_dir)
+
+
 LOADERS: dict[str, Callable[[Path, torch.device], tuple[Policy, dict[str, Any]]]] = {
     "dqn": _load_dqn,
     "tabular": _load_tabular,
     "snn": _load_snn,
+    "cartpole_snn": _load_cartpole_snn,
 }
 
 

@@ -20,8 +20,8 @@ def train(
     env: str = typer.Option("CartPole-v1", "--env", help="Environment id (CartPole-v1, MinAtar/Breakout, ALE/Breakout-v5, Taxi-v3, ...)."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/ENV/AGENT-seedS)."),
-    agent: Optional[str] = typer.Option(None, help="dqn, dsqn (directly trained spiking Q-network, seed 003) or tabular (default: tabular for discrete observations, else dqn)."),
-    steps: Optional[int] = typer.Option(None, help="Environment steps (tabular: episodes). Default per env."),
+    agent: Optional[str] = typer.Option(None, help="dqn, dsqn (directly trained spiking Q-network, seed 003), tabular, or rstdp (CartPole SNN learning by reward-modulated STDP, seed 002) (default: tabular for discrete observations, else dqn)."),
+    steps: Optional[int] = typer.Option(None, help="Environment steps (tabular, rstdp: episodes). Default per env."),
     num_envs: Optional[int] = typer.Option(None, help="Parallel environments for collection."),
     double: Optional[bool] = typer.Option(None, "--double/--no-double", help="Double DQN."),
     per: Optional[bool] = typer.Option(None, "--per/--no-per", help="Prioritized replay (proportional, sum-tree)."),
@@ -30,7 +30,7 @@ def train(
     noisy: Optional[bool] = typer.Option(None, "--noisy/--no-noisy", help="NoisyNet head instead of epsilon-greedy."),
     c51: Optional[bool] = typer.Option(None, "--c51/--no-c51", help="Categorical distributional Q (51 atoms)."),
     rainbow: bool = typer.Option(False, "--rainbow", help="All Rainbow parts on (double, per, dueling, n-step 3, noisy, c51)."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (rstdp: eta)."),
     arch: Optional[str] = typer.Option(None, help="Network: mlp (image observations are flattened), minatar or nature (default per env)."),
     hidden: Optional[str] = typer.Option(None, help="Hidden layer widths, comma-separated, e.g. 256,256 (CNNs: the fully connected layer)."),
     timesteps: Optional[int] = typer.Option(None, help="dsqn: simulation steps T per decision (default 16; seed 003: 64)."),
@@ -47,7 +47,7 @@ def train(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Train a DQN (with Rainbow switches) or tabular Q-learning agent."""
+    """Train a DQN (with Rainbow switches), DSQN, tabular Q-learning or R-STDP agent."""
     from spikeverse.envs import env_family
 
     family = env_family(env)
@@ -58,6 +58,12 @@ def train(
 
         cfg = TabularConfig.for_env(env, seed=seed, episodes=steps)
         summary = train_tabular_run(cfg, env, out, resume=resume)
+    elif agent == "rstdp":
+        from spikeverse.rl.rstdp import RSTDPConfig, train_rstdp
+
+        cfg = RSTDPConfig.for_env(env, seed=seed, episodes=steps, eta=lr, eval_every=eval_every,
+                                  checkpoint_every=checkpoint_every)
+        summary = train_rstdp(cfg, out, resume=resume, progress=progress)
     elif agent in ("dqn", "dsqn"):
         from spikeverse.rl.config import DQNConfig
         from spikeverse.rl.train import train_dqn
@@ -77,7 +83,7 @@ def train(
     else:
         from spikeverse.errors import SpikeverseError
 
-        raise SpikeverseError(f"unknown agent '{agent}' (choose dqn, dsqn or tabular)")
+        raise SpikeverseError(f"unknown agent '{agent}' (choose dqn, dsqn, tabular or rstdp)")
     if as_json:
         typer.echo(json.dumps(summary))
     else:

@@ -1,0 +1,191 @@
+"""Mountain Car SNN evolved by the genetic algorithm (issue 6; seed 002 sec. 3.3).
+
+Target: seeds 0, 1, 2 reach fitness >= 0.5 (the goal) within 20 generations (seed 002: about
+18; L2L: about 160), the same run for 1 and 2 workers, and the wall time of each. Per seed and
+worker count: the generation solved, the best fitness, the wall seconds (process pool start
+included) and the ratio of the walls; per seed, the share of 100 fresh start states from which
+the best network reaches the goal (the runs score every individual on one start state). Also the
+time of one generation (32 individuals x 110 steps x 20 ms) once the workers are up, for both
+neuron models. Writes benchmarks/results/evolve_mountaincar.{json,md}.
+
+``--study`` measures the design choices of ``spikeverse.evo`` instead: the share of seeds
+0..N-1 that reach 0.5 within 20 generations for the defaults and for each choice turned back
+to seed 002's / L2L's (evolve_mountaincar_study.{json,md}).
+
+    python benchmarks/evolve_mountaincar.py                 # about 1-2 minutes on 2 cores
+    python benchmarks/evolve_mountaincar.py --study --study-seeds 24   # about 10 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spikeverse.device import tune_cpu_allocator
+from spikeverse.evo import make_executor
+from spikeverse.evo.ga import GAConfig, evaluate, run_ga
+from spikeverse.evo.mountaincar import MountainCarSNN
+
+RESULTS = Path(__file__).parent / "results"
+ENV = "MountainCar-v0"
+STUDY = [  # label, network options, GA options
+    ("defaults (linear init, ties right, fixed start, elite 2)", {}, {}),
+    ("elite 0 (seed 002's GA)", {}, {"elite": 0}),
+    ("init normal N(0, 2^2) (seed 002, L2L)", {"init": "normal", "init_sigma": 2.0}, {}),
+    ("ties: no push (L2L's rule)", {"tie": "none"}, {}),
+    ("ties: push left", {"tie": "left"}, {}),
+    ("start state per generation (L2L)", {"start": "generation"}, {}),
+    ("start state per individual", {"start": "individual"}, {}),
+]
+
+
+def evolve(seed: int, workers: int, workdir: Path, net: MountainCarSNN, generations: int = 20, **ga) -> dict:
+    t0 = time.perf_counter()
+    with make_executor("local", workers) as ex:
+        s = run_ga(net, GAConfig(seed=seed, generations=generations, **ga), ENV, workdir / f"s{seed}-w{workers}", ex)
+    return {**s, "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def generalisation(net: MountainCarSNN, run_dir: str, starts: int = 100) -> float:
+    """Share of ``starts`` fresh start states from which the run's best network reaches 0.5."""
+    from spikeverse.evo.ga import load_run
+
+    best = load_run(run_dir)[1].best
+    fit = net.rollout(np.repeat(best[None], starts, 0), [10_000 + k for k in range(starts)])["fitness"]
+    return float((fit >= 0.5).mean())
+
+
+def _spin(n: int) -> float:
+    t0 = time.perf_counter()
+    s = 0
+    for i in range(n):
+        s += i
+    return time.perf_counter() - t0
+
+
+def effective_cores(n: int = 10_000_000) -> float:
+    """How many cores two processes get right now: 2 x (time of one loop alone) / (wall of two
+    such loops side by side); 2 on an idle 2-core machine, about 1 when it is shared."""
+    alone = _spin(n)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
+        list(ex.map(_spin, [1000, 1000]))  # start the processes
+        t0 = time.perf_counter()
+        list(ex.map(_spin, [n, n]))
+        return round(2 * alone / (time.perf_counter() - t0), 2)
+
+
+def generation_time(neuron: str, workers: int, repeats: int) -> float:
+    """Seconds to evaluate one generation of 32 once the executor's workers are up."""
+    net = MountainCarSNN(neuron=neuron)
+    pop = net.initial_population(np.random.default_rng(0), 32)
+    with make_executor("local", workers) as ex:
+        evaluate(net, pop, 0, 1, ex)  # start the workers
+        t0 = time.perf_counter()
+        for g in range(repeats):
+            evaluate(net, pop, 0, g + 2, ex)
+        return (time.perf_counter() - t0) / repeats
+
+
+def main_benchmark(seeds: list[int], workers: list[int]) -> None:
+    net = MountainCarSNN()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            for w in workers:
+                r = evolve(seed, w, Path(tmp), net)
+                rows.append({"seed": seed, "workers": w, "solved_generation": r["solved_generation"],
+                             "generations": r["generations"], "best_fitness": r["best_fitness"], "wall_s": r["wall_s"],
+                             "s_per_generation": round(r["wall_s"] / r["generations"], 3),
+                             "fresh_starts_solved": generalisation(net, r["run_dir"])})
+                print(json.dumps(rows[-1]), flush=True)
+    same = all(len({(r["solved_generation"], r["best_fitness"]) for r in rows if r["seed"] == s}) == 1 for s in seeds)
+    per_gen = {f"{n}_workers{w}": round(generation_time(n, w, 10 if n == "lif" else 3), 3)
+               for n in ("lif", "iaf_psc_alpha") for w in workers}
+    walls = {w: sum(r["wall_s"] for r in rows if r["workers"] == w) for w in workers}
+    cores = effective_cores()
+    out = {"env": ENV, "seeds": seeds, "workers": workers, "rows": rows, "identical_across_workers": same,
+           "solved": sum(r["solved_generation"] is not None for r in rows if r["workers"] == workers[0]),
+           "wall_s_total": walls, "wall_ratio": {f"{w}/{workers[0]}": round(walls[w] / walls[workers[0]], 3) for w in workers},
+           "s_per_generation_warm": per_gen, "cpus": os.cpu_count(), "effective_cores": cores, "load_average": [round(x, 2) for x in os.getloadavg()],
+           "torch": torch.__version__,
+           "config": {"ga": GAConfig().to_dict(), "network": net.to_dict()}}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "evolve_mountaincar.json").write_text(json.dumps(out, indent=1))
+    lines = ["# Mountain Car SNN, genetic algorithm (seed 002)", "",
+             f"{out['solved']}/{len(seeds)} seeds reach 0.5 within 20 generations (seed 002: about 18; L2L: about 160); "
+             f"identical runs for {', '.join(map(str, workers))} workers: {same}. Defaults: population 32, "
+             "tournament 4, cxBlend 0.5 at 0.7, mutGaussian N(0, 1) at 0.7 (indpb 0.05), elite 2; LIF, 5 hidden, "
+             f"linear initialisation (sigma 4), ties to push right, one start state per run. {out['cpus']} CPUs, "
+             f"shared with other jobs: two processes got {cores} cores' worth at the end (load average "
+             f"{out['load_average'][0]}).", "",
+             "| seed | workers | solved at generation | best fitness | wall s | s / generation | fresh starts solved |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['seed']} | {r['workers']} | {r['solved_generation']} | {r['best_fitness']:.3f} | {r['wall_s']} | "
+              f"{r['s_per_generation']} | {r['fresh_starts_solved']:.2f} |" for r in rows]
+    lines += ["", "Wall time over the seeds: " + ", ".join(f"{w} worker(s) {walls[w]:.1f} s" for w in workers)
+              + "; ratio " + ", ".join(f"{k}: {v}" for k, v in out["wall_ratio"].items())
+              + " (a 2-worker wall includes starting the process pool: the spawned workers import torch and "
+              "gymnasium, several seconds on this machine).", "",
+              "One generation once the workers are up (32 individuals x 110 steps x 20 ms): "
+              + ", ".join(f"{k} {v} s" for k, v in per_gen.items()) + ".", "",
+              "Fresh starts solved: the share of 100 start states (reset seeds 10000-10099) from which the best "
+              "network of the run reaches the goal; the run scores every individual on one start state.", ""]
+    (RESULTS / "evolve_mountaincar.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def _study_one(job: tuple) -> int | None:
+    torch.set_num_threads(1)
+    label, net_kw, ga_kw, seed = job
+    with tempfile.TemporaryDirectory() as tmp:
+        return evolve(seed, 1, Path(tmp), MountainCarSNN(**net_kw), **ga_kw)["solved_generation"]
+
+
+def study(n_seeds: int, processes: int) -> None:
+    jobs = [(label, net_kw, ga_kw, s) for label, net_kw, ga_kw in STUDY for s in range(n_seeds)]
+    with ProcessPoolExecutor(processes) as ex:
+        solved = list(ex.map(_study_one, jobs))
+    rows = []
+    for k, (label, net_kw, ga_kw) in enumerate(STUDY):
+        gens = solved[k * n_seeds:(k + 1) * n_seeds]
+        rows.append({"choice": label, "network": net_kw, "ga": ga_kw, "solved": sum(g is not None for g in gens),
+                     "seeds": n_seeds, "solved_generation": gens})
+        print(json.dumps(rows[-1]), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "evolve_mountaincar_study.json").write_text(json.dumps({"env": ENV, "rows": rows}, indent=1))
+    lines = ["# Mountain Car SNN: design choices (seeds reaching 0.5 within 20 generations)", "",
+             f"Seeds 0-{n_seeds - 1}, population 32, 20 generations; each row changes one default.", "",
+             "| choice | solved | generation solved per seed |", "|---|---|---|"]
+    lines += [f"| {r['choice']} | {r['solved']}/{r['seeds']} | {' '.join('-' if g is None else str(g) for g in r['solved_generation'])} |"
+              for r in rows]
+    (RESULTS / "evolve_mountaincar_study.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--study", action="store_true", help="measure the design choices instead")
+    p.add_argument("--study-seeds", type=int, default=12)
+    p.add_argument("--processes", type=int, default=2, help="--study: runs in parallel")
+    args = p.parse_args()
+    tune_cpu_allocator()
+    torch.set_num_threads(1)
+    if args.study:
+        study(args.study_seeds, args.processes)
+    else:
+        main_benchmark(args.seeds, args.workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Figures of an evolve run (seed 002 sec. 3.3.3): the fitness of every individual per
+generation (Fig. 12), the spike counts of each output neuron in one 20 ms window over the
+(position, velocity) plane (Figs. 13-15), and an episode of the best network: position,
+velocity and the output neurons' firing rates (Fig. 16)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from spikeverse.analysis.plots import _save, plt
+
+FIGURES = ("fitness.png", "output_heatmaps.png", "episode.png")
+NEURON_NAMES = ("neuron 1 (left)", "neuron 2 (no push)", "neuron 3 (right)")
+
+
+def fitness_per_individual(history: np.ndarray, path: str | Path, *, target: float | None = None,
+                           title: str = "") -> Path:
+    """Every individual's fitness against its running number g N + i (dots, seed 002 Fig. 12),
+    with each generation's best and mean (lines, at the generation's middle individual).
+    ``history``: [generations, N]."""
+    h = np.asarray(history, dtype=float)
+    g, n = h.shape
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    ax.scatter(np.arange(g * n), h.reshape(-1), s=6, alpha=0.5, color="tab:blue", label="individual")
+    mid = np.arange(g) * n + n / 2
+    ax.plot(mid, h.max(1), "o-", ms=3, color="tab:red", label="best of generation")
+    ax.plot(mid, h.mean(1), "s--", ms=3, color="tab:orange", label="mean of generation")
+    if target is not None:
+        ax.axhline(target, color="k", lw=1, ls=":", label=f"target {target:g}")
+    ax.set_xlabel(f"individual (generation x {n} + index)")
+    ax.set_ylabel("fitness (max position)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def output_heatmaps(counts: np.ndarray, low: Sequence[float], high: Sequence[float], path: str | Path, *,
+                    window_ms: float = 20.0, names: Sequence[str] = NEURON_NAMES) -> Path:
+    """One heatmap per output neuron of its spike count in one window, over the (position,
+    velocity) bins (seed 002 Figs. 13-15). ``counts``: [position bins, velocity bins, outputs];
+    ``low``/``high``: (position, velocity) bounds."""
+    c = np.asarray(counts, dtype=float)
+    k = c.shape[-1]
+    fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 3.6), squeeze=False)
+    extent = (low[0], high[0], low[1], high[1])
+    vmax = max(c.max(), 1.0)
+    for j, ax in enumerate(axes[0]):
+        im = ax.imshow(c[..., j].T, origin="lower", aspect="auto", extent=extent, vmin=0, vmax=vmax, cmap="inferno")
+        ax.set_title(names[j] if j < len(names) else f"neuron {j + 1}")
+        ax.set_xlabel("position")
+        ax.set_ylabel("velocity")
+        fig.colorbar(im, ax=ax, label=f"spikes in {window_ms:g} ms")
+    return _save(fig, path)
+
+
+def episode_recording(position: np.ndarray, velocity: np.ndarray, rates_hz: np.ndarray, path: str | Path, *,
+                      goal: float | None = 0.5, names: Sequence[str] = NEURON_NAMES, title: str = "") -> Path:
+    """Position, velocity and the output neurons' firing rates (Hz) per environment step
+    (seed 002 Fig. 16). ``position``/``velocity``: [steps + 1] (the start first, NaN after the
+    end); ``rates_hz``: [steps, outputs]."""
+    pos, vel, rates = (np.asarray(a, dtype=float) for a in (position, velocity, rates_hz))
+    fig, axes = plt.subplots(3, 1, figsize=(7, 6.5), sharex=True)
+    t = np.arange(len(pos))
+    axes[0].plot(t, pos, color="tab:blue")
+    if goal is not None:
+        axes[0].axhline(goal, color="k", lw=1, ls=":", label=f"goal {goal:g}")
+        axes[0].legend(fontsize=8, loc="upper left")
+    axes[0].set_ylabel("position")
+    axes[1].plot(t, vel, color="tab:green")
+    axes[1].axhline(0, color="k", lw=0.5)
+    axes[1].set_ylabel("velocity")
+    live = ~np.isnan(pos[1:])
+    for j in range(rates.shape[1]):
+        axes[2].step(np.arange(1, len(pos))[live], rates[live, j], where="post",
+                     label=names[j] if j < len(names) else f"neuron {j + 1}")
+    axes[2].set_ylabel("firing rate (Hz)")
+    axes[2].set_xlabel("environment step")
+    axes[2].legend(fontsize=8, loc="upper right")
+    axes[0].set_title(title)
+    return _save(fig, path)
+
+
+def evolve_figures(run_dir: str | Path) -> list[Path]:
+    """The three figures of a Mountain Car evolve run into ``run_dir/figures/``: the fitness
+    history, the best network's output heatmaps and its episode from the start state it was
+    scored on."""
+    from spikeverse.evo.ga import load_run
+    from spikeverse.evo.mountaincar import HIGH, LOW, MountainCarSNN
+
+    run_dir = Path(run_dir)
+    cfg, state = load_run(run_dir)
+    net = MountainCarSNN.from_dict(cfg["network"])
+    figs = run_dir / "figures"
+    history = np.stack(state.history)
+    seed = cfg["ga"]["seed"]
+    paths = [fitness_per_individual(history, figs / FIGURES[0], target=cfg["ga"].get("target"),
+                                    title=f"{cfg['env']}, GA, seed {seed}")]
+    counts = net.response_table(state.best)[0].numpy()
+    paths.append(output_heatmaps(counts, LOW, HIGH, figs / FIGURES[1], window_ms=net.window_ms))
+    rec = net.rollout(state.best, [net.reset_seed(seed, state.best_generation, state.best_index)], record=True)
+    rates = rec["counts"][0] * (1000.0 / net.window_ms)
+    paths.append(episode_recording(rec["position"][0], rec["velocity"][0], rates, figs / FIGURES[2],
+                                   title=f"best network (fitness {float(rec['fitness'][0]):.3f})"))
+    return paths

@@ -1,0 +1,90 @@
+"""``spikeverse evolve``: evolve a spiking network's weights into a run directory (resumes if it
+holds a checkpoint of the same run). Methods: ``ga`` (seed 002's genetic algorithm, Mountain Car)
+and ``es`` (an evolution strategy, OpenAI-ES, on the CartPole SNN: Hasegan et al.'s EVOL)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from spikeverse.cli.app import app
+
+METHODS = ("ga", "es")
+ENVS = {"ga": ("MountainCar-v0",), "es": ("CartPole-v1",)}
+
+
+def default_run_dir(env_id: str, method: str, seed: int) -> Path:
+    return Path("runs") / env_id.replace("/", "-") / f"evolve-{method}-seed{seed}"
+
+
+@app.command()
+def evolve(
+    env: str = typer.Option("MountainCar-v0", "--env", help="Environment id (the GA evolves MountainCar-v0)."),
+    method: str = typer.Option("ga", help="ga (seed 002's genetic algorithm, MountainCar-v0) or es (evolution strategy, CartPole-v1)."),
+    population: int = typer.Option(32, help="Individuals per generation (ga >= 4; es: even, antithetic pairs)."),
+    generations: Optional[int] = typer.Option(None, help="Generation budget (default ga 20, es 200); rerun with more to go on."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/ENV/evolve-METHOD-seedS)."),
+    workers: int = typer.Option(1, help="Fitness evaluations running at once (processes, or Ray tasks)."),
+    executor: str = typer.Option("local", help="local (processes on this machine) or ray (RAY_ADDRESS, else a local Ray)."),
+    neuron: str = typer.Option("lif", help="Neuron model: lif or iaf_psc_alpha (NEST's)."),
+    hidden: int = typer.Option(5, help="Hidden neurons."),
+    elite: int = typer.Option(2, help="Best individuals copied unchanged into the next generation (0: seed 002's GA)."),
+    target: Optional[float] = typer.Option(None, help="Stop at this fitness (ga: a generation's best, default 0.5, the goal; es: the mean weights', default 475)."),
+    plot: bool = typer.Option(False, "--plot/--no-plot", help="Write the figures to OUT/figures/."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Evolve a spiking network (seed 002: Mountain Car, genetic algorithm over the weights)."""
+    from spikeverse.errors import SpikeverseError
+
+    if method not in METHODS:
+        raise SpikeverseError(f"unknown method '{method}' (choose {', '.join(METHODS)})")
+    if env not in ENVS[method]:
+        raise SpikeverseError(f"--method {method} evolves {', '.join(ENVS[method])} only, got '{env}'")
+    if plot and method != "ga":
+        raise SpikeverseError("--plot draws the Mountain Car figures of --method ga only")
+    from spikeverse.evo import make_executor
+
+    out = out or default_run_dir(env, method, seed)
+    if method == "es":
+        from spikeverse.evo.es import ESConfig, run_es
+
+        cfg = ESConfig(population=population, seed=seed, **({"generations": generations} if generations else {}),
+                       **({"target": target} if target is not None else {}))
+
+        def row_report(row: dict) -> None:
+            if not as_json:
+                typer.echo(f"generation {row['generation']}/{cfg.generations}: best {row['best']:.1f}, "
+                           f"mean {row['mean']:.1f}, mean weights {row['mean_weights']:.1f}")
+
+        with make_executor(executor, workers) as ex:
+            summary = run_es(cfg, out, ex, progress=row_report)
+        generations = cfg.generations
+    else:
+        from spikeverse.evo.ga import GAConfig, run_ga
+        from spikeverse.evo.mountaincar import MountainCarSNN
+
+        generations = generations or 20
+        config = GAConfig(population=population, generations=generations, seed=seed, elite=elite,
+                          target=0.5 if target is None else target)
+        net = MountainCarSNN(hidden=hidden, neuron=neuron)
+
+        def report(g: int, fitness) -> None:
+            if not as_json:
+                typer.echo(f"generation {g}/{generations}: best {fitness.max():.3f}, mean {fitness.mean():.3f}")
+
+        with make_executor(executor, workers) as ex:
+            summary = run_ga(net, config, env, out, ex, on_generation=report)
+    if plot:
+        from spikeverse.analysis.evo_plots import evolve_figures
+
+        evolve_figures(out)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        solved = summary["solved_generation"]
+        state = f"solved at generation {solved}" if solved else f"best fitness {summary['best_fitness']}"
+        typer.echo(f"evolved {env} ({method}): {state} -> {summary['run_dir']}")
