@@ -211,7 +211,7 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
     "args, message",
     [
         (["--env", "CartPole-v1"], "MountainCar-v0 only"),
-        (["--method", "es"], "unknown method"),
+        (["--method", "cmaes"], "unknown method"),
         (["--population", 3], "--population"),
         (["--generations", 0], "--generations"),
         (["--workers", 0], "--workers"),

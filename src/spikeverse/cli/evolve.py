@@ -52,7 +52,7 @@ def evolve(
     if method == "es":
         from spikeverse.evo.es import ESConfig, run_es
 
-        cfg = ESConfig(population=population, seed=seed, **({"generations": generations} if generations else {}),
+        cfg = ESConfig(population=population, seed=seed, **({"generations": generations} if generations is not None else {}),
                        **({"target": target} if target is not None else {}))
 
         def row_report(row: dict) -> None:
@@ -67,7 +67,7 @@ def evolve(
         from spikeverse.evo.ga import GAConfig, run_ga
         from spikeverse.evo.mountaincar import MountainCarSNN
 
-        generations = generations or 20
+        generations = 20 if generations is None else generations
         config = GAConfig(population=population, generations=generations, seed=seed, elite=elite,
                           target=0.5 if target is None else target)
         net = MountainCarSNN(hidden=hidden, neuron=neuron)
