@@ -219,6 +219,12 @@ def test_es_resume_after_interruption_repeats_the_run(tmp_path):
     summary = run_es(cfg, tmp_path / "cut", ex, progress=lambda r: seen.append(r["generation"]))
     assert seen == [3, 4] and summary["generations"] == 4
     assert _rows(tmp_path / "cut") == _rows(tmp_path / "whole")
+    individuals = _csv(tmp_path / "cut" / "individuals.csv")
+    assert individuals == _csv(tmp_path / "whole" / "individuals.csv")
+    assert len(individuals) == 4 * cfg.population
+    for row in _rows(tmp_path / "cut"):  # generations.csv summarises individuals.csv
+        fit = [float(r["fitness"]) for r in individuals if r["generation"] == row["generation"]]
+        assert float(row["best"]) == pytest.approx(max(fit)) and float(row["mean"]) == pytest.approx(np.mean(fit))
     whole, _ = load_checkpoint(tmp_path / "whole")
     cut, meta = load_checkpoint(tmp_path / "cut")
     for k in ("es.theta", "es.adam_m", "es.adam_v", "weights"):

@@ -243,8 +243,7 @@ def test_ray_missing_is_a_one_line_error(monkeypatch):
         make_executor("ray", 2)
 
 
-@pytest.mark.ray
-@pytest.mark.slow  # starting Ray takes tens of seconds: run with -m ray
+@pytest.mark.ray  # a local Ray of 2 CPUs, about 10 s; skipped without the ray extra
 def test_ray_gives_the_same_run_as_local(tmp_path, capsys, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)

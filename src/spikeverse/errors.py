@@ -8,3 +8,11 @@ truncated or foreign checkpoint, a mismatched architecture, NaN weights) raises
 
 class SpikeverseError(Exception):
     """An error caused by user input; its message is one line, meant to be shown as is."""
+
+
+def require_all(checks) -> None:
+    """Raise :class:`SpikeverseError` with the message of the first ``(ok, message)`` pair that
+    is not ok (configs validate their fields this way)."""
+    for ok, message in checks:
+        if not ok:
+            raise SpikeverseError(message)

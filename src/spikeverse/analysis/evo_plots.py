@@ -17,10 +17,11 @@ NEURON_NAMES = ("neuron 1 (left)", "neuron 2 (no push)", "neuron 3 (right)")
 
 
 def fitness_per_individual(history: np.ndarray, path: str | Path, *, target: float | None = None,
-                           title: str = "") -> Path:
+                           title: str = "", ylabel: str = "fitness (max position)",
+                           lines: dict[str, Sequence[float]] | None = None) -> Path:
     """Every individual's fitness against its running number g N + i (dots, seed 002 Fig. 12),
-    with each generation's best and mean (lines, at the generation's middle individual).
-    ``history``: [generations, N]."""
+    with each generation's best and mean and any other per-generation ``lines`` (at the
+    generation's middle individual). ``history``: [generations, N]."""
     h = np.asarray(history, dtype=float)
     g, n = h.shape
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -28,12 +29,14 @@ def fitness_per_individual(history: np.ndarray, path: str | Path, *, target: flo
     mid = np.arange(g) * n + n / 2
     ax.plot(mid, h.max(1), "o-", ms=3, color="tab:red", label="best of generation")
     ax.plot(mid, h.mean(1), "s--", ms=3, color="tab:orange", label="mean of generation")
+    for (name, ys), color in zip((lines or {}).items(), ("tab:green", "tab:purple", "tab:brown")):
+        ax.plot(mid, np.asarray(ys, dtype=float), "^-", ms=3, color=color, label=name)
     if target is not None:
         ax.axhline(target, color="k", lw=1, ls=":", label=f"target {target:g}")
     ax.set_xlabel(f"individual (generation x {n} + index)")
-    ax.set_ylabel("fitness (max position)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
 
 
@@ -105,3 +108,17 @@ def evolve_figures(run_dir: str | Path) -> list[Path]:
     paths.append(episode_recording(rec["position"][0], rec["velocity"][0], rates, figs / FIGURES[2],
                                    title=f"best network (fitness {float(rec['fitness'][0]):.3f})"))
     return paths
+
+
+def es_figures(run_dir: str | Path) -> list[Path]:
+    """The fitness history of a CartPole ES run into ``run_dir/figures/fitness.png``: every
+    individual, each generation's best and mean, and the mean weights' evaluation."""
+    from spikeverse.evo.es import load_run
+
+    run_dir = Path(run_dir)
+    cfg, state = load_run(run_dir)
+    es = cfg["es"]
+    return [fitness_per_individual(np.stack(state.fitness), run_dir / "figures" / FIGURES[0], target=es.get("target"),
+                                   title=f"{cfg['env']}, ES, seed {es['seed']}",
+                                   ylabel="fitness (mean episode length)",
+                                   lines={"mean weights": [r["mean_weights"] for r in state.rows]})]

@@ -23,16 +23,21 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def learning_curve(steps: Sequence[float], returns: Sequence[float], path: str | Path, *, title: str = "",
-                   window: int = 20) -> Path:
-    """Episode return against environment steps, with a moving average over ``window`` episodes."""
+                   window: int = 20, evals: tuple[Sequence[float], Sequence[float]] | None = None,
+                   xlabel: str = "environment steps", ylabel: str = "return") -> Path:
+    """Episode return against environment steps, with a moving average over ``window`` episodes
+    and, given ``evals`` = (steps, means), the evaluations made during training."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     steps, returns = np.asarray(steps, float), np.asarray(returns, float)
     ax.plot(steps, returns, lw=0.6, alpha=0.4, label="episode return")
     if len(returns) >= window:
         avg = np.convolve(returns, np.ones(window) / window, mode="valid")
         ax.plot(steps[window - 1:], avg, lw=1.8, label=f"mean of last {window}")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("return")
+    if evals is not None and len(evals[0]):
+        ax.plot(np.asarray(evals[0], float), np.asarray(evals[1], float), "o-", ms=3, lw=1.2, color="tab:red",
+                label="evaluation (greedy)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="best", fontsize=8)
     return _save(fig, path)

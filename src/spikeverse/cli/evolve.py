@@ -37,15 +37,13 @@ def evolve(
     plot: bool = typer.Option(False, "--plot/--no-plot", help="Write the figures to OUT/figures/."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Evolve a spiking network (seed 002: Mountain Car, genetic algorithm over the weights)."""
+    """Evolve a spiking network: Mountain Car by a genetic algorithm (seed 002), CartPole by an evolution strategy."""
     from spikeverse.errors import SpikeverseError
 
     if method not in METHODS:
         raise SpikeverseError(f"unknown method '{method}' (choose {', '.join(METHODS)})")
     if env not in ENVS[method]:
         raise SpikeverseError(f"--method {method} evolves {', '.join(ENVS[method])} only, got '{env}'")
-    if plot and method != "ga":
-        raise SpikeverseError("--plot draws the Mountain Car figures of --method ga only")
     from spikeverse.evo import make_executor
 
     out = out or default_run_dir(env, method, seed)
@@ -79,9 +77,9 @@ def evolve(
         with make_executor(executor, workers) as ex:
             summary = run_ga(net, config, env, out, ex, on_generation=report)
     if plot:
-        from spikeverse.analysis.evo_plots import evolve_figures
+        from spikeverse.analysis.run_figures import run_figures
 
-        evolve_figures(out)
+        run_figures(out)
     if as_json:
         typer.echo(json.dumps(summary))
     else:

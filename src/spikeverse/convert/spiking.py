@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spikeverse.convert.graph import FlatQNetwork, synaptic_layers
+from spikeverse.convert.graph import FlatQNetwork
 from spikeverse.errors import SpikeverseError
 from spikeverse.snn.cost import ENERGY_CONVENTION, CostMeter, cost_report, describe_layers, energy_uj  # noqa: F401
 from spikeverse.snn.neurons import IFNeuron, LIFNeuron

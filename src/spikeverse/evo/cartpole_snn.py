@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikeverse.errors import SpikeverseError
+from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.snn.encoders import gaussian_code
 from spikeverse.snn.neurons import lif_step
 
@@ -103,9 +103,7 @@ class CartPoleSNN:
                   (0 < self.input_rate * self.dt / 1000 <= 1,
                    f"input_rate must be in (0, 1000/dt] Hz, got {self.input_rate}"),
                   (self.init_std >= 0, f"init_std must be >= 0, got {self.init_std}")]
-        for ok, msg in checks:
-            if not ok:
-                raise SpikeverseError(msg)
+        require_all(checks)
 
     # --- layout ---------------------------------------------------------------------------------
 

@@ -35,11 +35,12 @@ Run directory:
     generations.csv        generation, best, mean, std (the population's fitness), mean_weights
                            (the mean's evaluation), confirm (its confirmation, when it ran),
                            wall_s (cumulative seconds)
+    individuals.csv        generation, index, fitness (every individual, as the GA's)
     checkpoint.safetensors kind "cartpole_snn": "weights" (the solving mean weights, else those
                            with the best evaluation so far, latest on ties: what ``spikeverse
                            evaluate`` plays),
-                           the next generation's mean, Adam's m, v and t, the history; written
-                           atomically after every generation
+                           the next generation's mean, Adam's m, v and t, the history (rows and
+                           every individual's fitness); written atomically after every generation
 A rerun of the same run resumes after the last finished generation (exactly as if it had not
 stopped); a larger ``generations`` budget continues a finished run; other options are refused.
 """
@@ -56,9 +57,10 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from spikeverse.errors import SpikeverseError
+from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.evo.cartpole_snn import ENV_ID, KIND, MAX_STEPS, CartPoleSNN, SNNPolicy, episode_starts
 from spikeverse.evo.executor import derive_seed
+from spikeverse.evo.ga import INDIVIDUAL_FIELDS, INDIVIDUALS_CSV
 from spikeverse.io.checkpoint import load_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, write_config
 
@@ -99,9 +101,7 @@ class ESConfig:
             (1 <= self.max_steps <= MAX_STEPS, f"max_steps must be in [1, {MAX_STEPS}], got {self.max_steps}"),
             (self.seed >= 0, f"--seed must be >= 0, got {self.seed}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise SpikeverseError(msg)
+        require_all(checks)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -227,6 +227,7 @@ class _State:
     adam: Adam
     generation: int = 0
     rows: list = field(default_factory=list)  # the CSV rows so far
+    fitness: list = field(default_factory=list)  # every individual's fitness, per generation
     weights: np.ndarray | None = None  # the mean weights with the best evaluation
     best_eval: float = -np.inf
     best_eval_generation: int | None = None
@@ -236,7 +237,8 @@ class _State:
 
 def _save(run_dir: Path, state: _State, cfg: ESConfig, config: dict) -> None:
     extra = {"es.theta": torch.from_numpy(state.theta), "es.adam_m": torch.from_numpy(state.adam.m),
-             "es.adam_v": torch.from_numpy(state.adam.v)}
+             "es.adam_v": torch.from_numpy(state.adam.v),
+             "history.fitness": torch.from_numpy(np.stack(state.fitness))}
     meta = {"method": "es", "config": config, "generation": state.generation, "adam_t": state.adam.t,
             "history": state.rows,
             "best_eval": state.best_eval, "best_eval_generation": state.best_eval_generation,
@@ -257,11 +259,21 @@ def _load(run_dir: Path) -> _State:
         return _State(theta=tensors["es.theta"].numpy().copy(),
                       adam=Adam(tensors["es.adam_m"].numpy().copy(), tensors["es.adam_v"].numpy().copy(),
                                 int(meta["adam_t"])),
-                      generation=int(meta["generation"]), rows=rows, weights=tensors["weights"].numpy().copy(),
+                      generation=int(meta["generation"]), rows=rows, fitness=list(tensors["history.fitness"].numpy()),
+                      weights=tensors["weights"].numpy().copy(),
                       best_eval=float(meta["best_eval"]), best_eval_generation=meta["best_eval_generation"],
                       best_fitness=float(meta["best_fitness"]), solved_generation=meta["solved_generation"])
     except KeyError as e:
         raise SpikeverseError(f"{run_dir}: the ES checkpoint lacks {e}") from None
+
+
+def load_run(run_dir: str | Path) -> tuple[dict, _State]:
+    """The config and state of an ES run directory (for plots and reports)."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    if cfg is None:
+        raise SpikeverseError(f"no ES run in {run_dir} (no config.yaml)")
+    return cfg, _load(run_dir)
 
 
 def _start(run_dir: Path, cfg: ESConfig, config: dict) -> _State:
@@ -303,11 +315,19 @@ def run_es(cfg: ESConfig, run_dir: str | Path, executor, progress: Callable[[dic
     state = _start(run_dir, cfg, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, config)
-    (run_dir / GENERATIONS_CSV).unlink(missing_ok=True)  # rewritten from the checkpoint's history
+    for name in (GENERATIONS_CSV, INDIVIDUALS_CSV):  # rewritten from the checkpoint's history
+        (run_dir / name).unlink(missing_ok=True)
     log = MetricsWriter(run_dir / GENERATIONS_CSV, FIELDS)
+    individuals = MetricsWriter(run_dir / INDIVIDUALS_CSV, INDIVIDUAL_FIELDS)
+
+    def write(row: dict, fitness: np.ndarray) -> None:
+        log.write(row)
+        for i, f in enumerate(fitness):
+            individuals.write(dict(generation=row["generation"], index=i, fitness=_r(f)))
+
     try:
-        for row in state.rows:
-            log.write(row)
+        for row, fit in zip(state.rows, state.fitness):
+            write(row, fit)
         while state.solved_generation is None and state.generation < cfg.generations:
             t0 = time.perf_counter()
             g = state.generation + 1
@@ -331,10 +351,12 @@ def run_es(cfg: ESConfig, run_dir: str | Path, executor, progress: Callable[[dic
                        wall_s=round(wall, 3))
             state.generation = g
             state.rows.append(row)
+            state.fitness.append(fitness)
             _save(run_dir, state, cfg, config)
-            log.write(row)
+            write(row, fitness)
             if progress is not None:
                 progress(row)
     finally:
         log.close()
+        individuals.close()
     return summary(run_dir, state)

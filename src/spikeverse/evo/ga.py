@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from deap import algorithms, base, tools
 
-from spikeverse.errors import SpikeverseError
+from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.evo.executor import derive_seed
 from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, CONFIG, MetricsWriter, read_config, write_config
@@ -102,9 +102,7 @@ class GAConfig:
         ]
         checks += [(0.0 <= getattr(self, p) <= 1.0, f"{p} must be in [0, 1], got {getattr(self, p)}")
                    for p in ("cx_prob", "mut_prob", "mut_indpb")]
-        for ok, msg in checks:
-            if not ok:
-                raise SpikeverseError(msg)
+        require_all(checks)
 
     def to_dict(self) -> dict:
         return asdict(self)

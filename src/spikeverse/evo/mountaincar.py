@@ -71,7 +71,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikeverse.errors import SpikeverseError
+from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.evo.executor import derive_seed
 from spikeverse.snn.alpha import AlphaParams, alpha_propagators, alpha_state, iaf_psc_alpha_step
 from spikeverse.snn.encoders import bin_code
@@ -118,9 +118,7 @@ class MountainCarSNN:
                   (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
                   (self.init_sigma > 0, f"init_sigma must be > 0, got {self.init_sigma}"),
                   (self.input_rate > 0, f"input_rate must be > 0 Hz, got {self.input_rate}")]
-        for ok, msg in checks:
-            if not ok:
-                raise SpikeverseError(msg)
+        require_all(checks)
         time_grid(self.window_ms, self.dt)
         if self.input_period_steps < 1:
             raise SpikeverseError(f"input_rate {self.input_rate} Hz exceeds one spike per step of {self.dt} ms")

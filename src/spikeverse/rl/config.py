@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from spikeverse.envs import env_family
-from spikeverse.errors import SpikeverseError
+from spikeverse.errors import SpikeverseError, require_all
 
 
 @dataclass
@@ -118,9 +118,7 @@ class DQNConfig:
             (self.lif_reset in ("hard", "soft"), f"--reset must be hard or soft, got '{self.lif_reset}'"),
             (0.0 <= self.snn_init_rate < 1.0, f"--init-rate must be in [0, 1), got {self.snn_init_rate}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise SpikeverseError(msg)
+        require_all(checks)
         if self.spiking:
             from spikeverse.snn.surrogates import surrogate
 

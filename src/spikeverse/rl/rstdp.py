@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeverse.errors import SpikeverseError
+from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.evo.cartpole_snn import (ENV_ID, KIND, MAX_STEPS, CartPoleBatch, CartPoleSNN, SNNPolicy, decide,
                                          episode_starts, quantize, single_thread)
 from spikeverse.evo.executor import derive_seed
@@ -113,9 +113,7 @@ class RSTDPConfig:
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (1 <= self.max_steps <= MAX_STEPS, f"max_steps must be in [1, {MAX_STEPS}], got {self.max_steps}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise SpikeverseError(msg)
+        require_all(checks)
 
     @classmethod
     def for_env(cls, env_id: str, **overrides) -> "RSTDPConfig":

@@ -23,7 +23,7 @@ from gymnasium import spaces
 
 from spikeverse.envs import make
 from spikeverse.envs.classic import ALIASES
-from spikeverse.errors import SpikeverseError
+from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.io.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, METRICS, MetricsWriter, write_config
 from spikeverse.rl.schedules import linear_schedule
@@ -59,9 +59,7 @@ class TabularConfig:
             (0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0, "need 0 <= epsilon_end <= epsilon_start <= 1"),
             (self.epsilon_decay_episodes >= 0, "epsilon_decay_episodes must be >= 0"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise SpikeverseError(msg)
+        require_all(checks)
 
     def to_dict(self) -> dict:
         return asdict(self)
