@@ -376,3 +376,14 @@ def test_evolve_method_es_runs_resumes_and_refuses_the_wrong_env(tmp_path, capsy
     assert (out / "generations.csv").read_text().count("\n") == 3  # header + 2 generations
     assert main(["evolve", "--env", "MountainCar-v0", "--method", "es", "--out", str(tmp_path / "x")]) == 2
     assert "CartPole-v1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rstdp_balances_far_longer_than_random(tmp_path, capsys):
+    rc, _, err = run_cli(capsys, "train", "--env", "CartPole-v1", "--agent", "rstdp", "--no-progress",
+                         "--out", tmp_path / "r")
+    assert rc == 0, err
+    policy, _ = load_policy(tmp_path / "r")
+    learned = evaluate(policy, "CartPole-v1", episodes=100, epsilon=0.0).mean
+    chance = evaluate(policy, "CartPole-v1", episodes=100, epsilon=1.0).mean  # the random policy, about 20
+    assert learned >= 5 * chance
