@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from spikeverse.errors import SpikeverseError
-from spikeverse.io.rundir import EVALS, METRICS, read_config, read_metrics
+from spikeverse.io.rundir import EVALS, METRICS, read_metrics, require_config
 
 LEARNING_CURVE = "learning_curve.png"
 
@@ -46,9 +46,7 @@ def training_figures(run_dir: Path, cfg: dict) -> list[Path]:
 def run_figures(run_dir: str | Path) -> list[Path]:
     """Write the figures of the run in ``run_dir`` to ``run_dir/figures/`` and return their paths."""
     run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
-    if cfg is None:
-        raise SpikeverseError(f"no run in {run_dir} (no config.yaml)")
+    cfg = require_config(run_dir)
     method, agent = cfg.get("method"), cfg.get("agent")
     if method == "ga":
         from spikeverse.analysis.evo_plots import evolve_figures

@@ -62,7 +62,7 @@ from spikeverse.evo.cartpole_snn import ENV_ID, KIND, MAX_STEPS, CartPoleSNN, SN
 from spikeverse.evo.executor import derive_seed
 from spikeverse.evo.ga import INDIVIDUAL_FIELDS, INDIVIDUALS_CSV
 from spikeverse.io.checkpoint import load_checkpoint
-from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, write_config
+from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, write_config
 
 GENERATIONS_CSV = "generations.csv"
 FIELDS = ("generation", "best", "mean", "std", "mean_weights", "confirm", "wall_s")
@@ -269,11 +269,7 @@ def _load(run_dir: Path) -> _State:
 
 def load_run(run_dir: str | Path) -> tuple[dict, _State]:
     """The config and state of an ES run directory (for plots and reports)."""
-    run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
-    if cfg is None:
-        raise SpikeverseError(f"no ES run in {run_dir} (no config.yaml)")
-    return cfg, _load(run_dir)
+    return require_config(run_dir, "ES run"), _load(Path(run_dir))
 
 
 def _start(run_dir: Path, cfg: ESConfig, config: dict) -> _State:

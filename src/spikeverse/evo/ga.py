@@ -52,7 +52,7 @@ from deap import algorithms, base, tools
 from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.evo.executor import derive_seed
 from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
-from spikeverse.io.rundir import CHECKPOINT, CONFIG, MetricsWriter, read_config, write_config
+from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, write_config
 
 GENERATIONS_CSV = "generations.csv"
 INDIVIDUALS_CSV = "individuals.csv"
@@ -244,11 +244,7 @@ def _load(run_dir: Path) -> _State:
 
 def load_run(run_dir: str | Path) -> tuple[dict, _State]:
     """The config and state of an evolve run directory (for plots and reports)."""
-    run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
-    if cfg is None:
-        raise SpikeverseError(f"no evolve run in {run_dir} (no {CONFIG})")
-    return cfg, _load(run_dir)
+    return require_config(run_dir, "evolve run"), _load(Path(run_dir))
 
 
 class _Logs:

@@ -36,6 +36,16 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     return yaml.safe_load(p.read_text())
 
 
+def require_config(run_dir: str | os.PathLike, what: str = "run") -> dict[str, Any]:
+    """The config of ``run_dir``; a one-line error when it has none."""
+    cfg = read_config(run_dir)
+    if cfg is None:
+        from spikeverse.errors import SpikeverseError
+
+        raise SpikeverseError(f"no {what} in {run_dir} (no {CONFIG})")
+    return cfg
+
+
 class MetricsWriter:
     """Append rows to a CSV file with a fixed header, flushing each row.
 
