@@ -35,6 +35,8 @@ def test_train_evaluate_and_resume(tmp_path, capsys):
         assert key in cfg_text  # every default is written out
     rows = read_metrics(d)
     assert rows and set(rows[0]) >= {"step", "episode_return", "loss", "epsilon", "steps_per_s"}
+    wall_before = load_checkpoint(d / "checkpoint.safetensors")[1]["wall_s"]
+    assert wall_before + 0.01 >= float(rows[-1]["wall_s"]) > 0  # CSV rounds to 0.01 s
 
     rc, out, _ = run_cli(capsys, "evaluate", d, "--episodes", 3, "--json")
     assert rc == 0
@@ -53,6 +55,8 @@ def test_train_evaluate_and_resume(tmp_path, capsys):
     assert summary["resumed_from"] == 1500 and summary["steps"] == 4000
     steps = [int(r["step"]) for r in read_metrics(d)]
     assert steps == sorted(steps) and steps[-1] <= 4000
+    resumed_walls = [float(r["wall_s"]) for r in read_metrics(d) if int(r["step"]) > 1500]
+    assert resumed_walls and min(resumed_walls) >= wall_before - 0.01  # wall time counts on across the resume
     # the optimiser went on from its saved state; the resumed run refills 1000 steps before updating
     assert updates_before == len(range(1000, 1501, 2))
     assert adam_step() == updates_before + len(range(2500, 4001, 2))

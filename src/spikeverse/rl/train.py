@@ -131,6 +131,7 @@ def train_dqn(
     spec = network_spec(cfg, obs_space.shape, int(envs.single_action_space.n), obs_scale_for(obs_space))
     agent = DQNAgent(cfg, spec, device)
     step, episodes, best_score, best_step, best_state = 0, 0, -math.inf, None, None
+    wall0 = 0.0  # training wall seconds of the steps before this call (kept across resumes)
     init_scales = None  # DSQN: the data-dependent initialisation's factors, once done
     if saved is not None:
         tensors, meta = saved
@@ -140,6 +141,7 @@ def train_dqn(
         torch.set_rng_state(tensors["rng.torch"])
         rng.bit_generator.state = meta["numpy_rng"]
         step, episodes = meta["step"], meta["episodes"]
+        wall0 = float(meta.get("wall_s", 0.0))
         init_scales = meta.get("snn_init_scales")
         if meta.get("best_score") is not None:
             best_score, best_step, best_state = meta["best_score"], meta["best_step"], unprefixed("best", tensors)
@@ -160,7 +162,7 @@ def train_dqn(
         nonlocal best_score, best_step, best_state
         res = _quick_eval(agent.online, cfg, step)
         evals.write(dict(step=step, mean=res.mean, std=round(res.std, 3), episodes=len(res.scores),
-                         wall_s=round(time.perf_counter() - t0, 2)))
+                         wall_s=round(wall0 + time.perf_counter() - t0, 2)))
         if res.mean >= best_score:
             best_score, best_step = res.mean, step
             best_state = {k: v.detach().clone() for k, v in agent.online.state_dict().items()}
@@ -181,6 +183,7 @@ def train_dqn(
             "numpy_rng": rng.bit_generator.state,
             "best_score": None if best_state is None else best_score,
             "best_step": best_step, "snn_init_scales": init_scales,
+            "wall_s": round(wall0 + time.perf_counter() - t0, 3),
         }
         save_checkpoint(ckpt_path, tensors, meta)
         if on_checkpoint is not None:
@@ -214,7 +217,7 @@ def train_dqn(
                 metrics.write(dict(step=step, episode=episodes, episode_return=float(ep_ret[i]),
                                    episode_length=int(ep_len[i]), loss=round(_mean(losses), 6),
                                    epsilon=round(epsilon, 4), steps_per_s=round((step - step0) / wall, 1),
-                                   wall_s=round(wall, 2)))
+                                   wall_s=round(wall0 + wall, 2)))
                 ep_ret[i], ep_len[i] = 0.0, 0
             if step >= learn_start and len(buffer) >= cfg.batch_size and (step // n) % cfg.train_freq == 0:
                 if cfg.spiking and cfg.snn_init_rate > 0 and init_scales is None:
