@@ -14,6 +14,9 @@ to seed 002's / L2L's (evolve_mountaincar_study.{json,md}).
 
     python benchmarks/evolve_mountaincar.py                 # about 1-2 minutes on 2 cores
     python benchmarks/evolve_mountaincar.py --study --study-seeds 24   # about 10 minutes
+    python benchmarks/evolve_mountaincar.py --multistart --study-seeds 6 --generations 50
+        fitness over K start states (--episodes K): how often the best network then reaches the goal
+        from fresh start states (evolve_mountaincar_multistart.{json,md})
 """
 
 from __future__ import annotations
@@ -171,17 +174,63 @@ def study(n_seeds: int, processes: int) -> None:
     print("\n".join(lines))
 
 
+MULTISTART = [(1, "fixed"), (5, "fixed"), (5, "generation"), (10, "generation")]  # episodes, start mode
+
+
+def _multistart_one(job: tuple) -> dict:
+    torch.set_num_threads(1)
+    episodes, start, seed, generations = job
+    net = MountainCarSNN(episodes=episodes, start=start)
+    with tempfile.TemporaryDirectory() as tmp:
+        s = evolve(seed, 1, Path(tmp), net, generations=generations)
+        fresh = generalisation(net, str(Path(tmp) / f"s{seed}-w1"))
+    return {"episodes": episodes, "start": start, "seed": seed, "solved_generation": s["solved_generation"],
+            "best_fitness": s["best_fitness"], "fresh_starts_solved": fresh, "wall_s": s["wall_s"]}
+
+
+def multistart(n_seeds: int, generations: int, processes: int) -> None:
+    """Fitness over K start states (``--episodes K``): does the best network then reach the goal
+    from fresh start states? Seeds 0..n-1, target 0.5 on the mean over the K starts."""
+    jobs = [(k, m, s, generations) for k, m in MULTISTART for s in range(n_seeds)]
+    with ProcessPoolExecutor(processes) as ex:
+        rows = list(ex.map(_multistart_one, jobs))
+    for r in rows:
+        print(json.dumps(r), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "evolve_mountaincar_multistart.json").write_text(json.dumps({"env": ENV, "rows": rows}, indent=1))
+    lines = ["# Mountain Car SNN: fitness over several start states", "",
+             f"`python benchmarks/evolve_mountaincar.py --multistart --study-seeds {n_seeds} --generations {generations}`: "
+             f"seeds 0-{n_seeds - 1}, population 32, at most {generations} generations, target 0.5 on the mean over "
+             "the K start states of an evaluation (`spikeverse evolve --episodes K --start MODE`). Fresh starts "
+             "solved: the share of 100 start states (reset seeds 10000-10099) from which the run's best network "
+             "reaches the goal.", "",
+             "| episodes K | start states | solved (seeds) | generation solved per seed | fresh starts solved, mean | per seed | wall s per run |",
+             "|---|---|---|---|---|---|---|"]
+    for k, m in MULTISTART:
+        rs = [r for r in rows if r["episodes"] == k and r["start"] == m]
+        gens = " ".join("-" if r["solved_generation"] is None else str(r["solved_generation"]) for r in rs)
+        fresh = [r["fresh_starts_solved"] for r in rs]
+        lines.append(f"| {k} | {m} | {sum(r['solved_generation'] is not None for r in rs)}/{len(rs)} | {gens} | "
+                     f"{np.mean(fresh):.2f} | {' '.join(f'{f:.2f}' for f in fresh)} | {np.mean([r['wall_s'] for r in rs]):.1f} |")
+    (RESULTS / "evolve_mountaincar_multistart.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--study", action="store_true", help="measure the design choices instead")
     p.add_argument("--study-seeds", type=int, default=12)
-    p.add_argument("--processes", type=int, default=2, help="--study: runs in parallel")
+    p.add_argument("--processes", type=int, default=2, help="--study, --multistart: runs in parallel")
+    p.add_argument("--multistart", action="store_true", help="measure fitness over several start states instead")
+    p.add_argument("--generations", type=int, default=50, help="--multistart: generation budget")
     args = p.parse_args()
     tune_cpu_allocator()
     torch.set_num_threads(1)
-    if args.study:
+    if args.multistart:
+        multistart(args.study_seeds, args.generations, args.processes)
+    elif args.study:
         study(args.study_seeds, args.processes)
     else:
         main_benchmark(args.seeds, args.workers)

@@ -104,6 +104,20 @@ def test_start_states_follow_the_start_mode():
     assert len(set(seeds["individual"])) == 4
 
 
+def test_multi_start_fitness_is_the_mean_over_distinct_start_states():
+    net = MountainCarSNN(start="generation", episodes=3)
+    one = MountainCarSNN(start="generation")
+    genomes = np.concatenate([velocity_policy(net), net.initial_population(np.random.default_rng(5), 3)])
+    keys = [(0, 2, i) for i in range(len(genomes))]
+    seeds = [net.reset_seed(0, 2, 0, episode=e) for e in range(3)]
+    assert len(set(seeds)) == 3 and seeds[0] == one.reset_seed(0, 2, 0)  # episode 0 is the one-start state
+    per_start = np.stack([one.rollout(genomes, [s] * len(genomes))["fitness"] for s in seeds], axis=1)
+    assert net.fitness(genomes, keys) == pytest.approx(per_start.mean(1).tolist(), abs=0)
+    starts = [gym.make("MountainCar-v0").reset(seed=s)[0][0] for s in seeds]
+    assert len(set(starts)) == 3  # three different start positions
+    assert per_start[0].min() >= 0.5  # the velocity policy reaches the goal from each of them
+
+
 # --- the genetic algorithm ---------------------------------------------------------------------
 
 
@@ -219,6 +233,8 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
         (["--neuron", "hh"], "neuron model"),
         (["--executor", "dask"], "unknown executor"),
         (["--hidden", 0], "--hidden"),
+        (["--episodes", 0], "--episodes"),
+        (["--start", "random"], "unknown start mode"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, args, message):
@@ -259,3 +275,15 @@ def test_seed_0_reaches_the_goal_within_20_generations(tmp_path, capsys):
     rc, out, _ = run_cli(capsys, "--seed", 0, "--generations", 20, "--out", tmp_path, "--json")
     summary = json.loads(out)
     assert rc == 0 and summary["best_fitness"] >= 0.5 and summary["solved_generation"] <= 20
+
+
+def test_episodes_and_start_reach_the_run_config(tmp_path, capsys):
+    import yaml
+
+    assert run_cli(capsys, "--population", 4, "--generations", 1, "--episodes", 2, "--start", "individual",
+                   "--out", tmp_path / "ga")[0] == 0
+    net = yaml.safe_load((tmp_path / "ga" / "config.yaml").read_text())["network"]
+    assert net["episodes"] == 2 and net["start"] == "individual"
+    assert run_cli(capsys, "--env", "CartPole-v1", "--method", "es", "--population", 4, "--generations", 1,
+                   "--episodes", 2, "--out", tmp_path / "es")[0] == 0
+    assert yaml.safe_load((tmp_path / "es" / "config.yaml").read_text())["es"]["episodes"] == 2

@@ -32,6 +32,8 @@ def evolve(
     executor: str = typer.Option("local", help="local (processes on this machine) or ray (RAY_ADDRESS, else a local Ray)."),
     neuron: str = typer.Option("lif", help="Neuron model: lif or iaf_psc_alpha (NEST's)."),
     hidden: int = typer.Option(5, help="Hidden neurons."),
+    start: str = typer.Option("fixed", help="ga: start states, fixed (one set per run, seed 002), generation (a set per generation, L2L) or individual."),
+    episodes: Optional[int] = typer.Option(None, help="Episodes per evaluation of an individual (default ga 1, es 4); its fitness is their mean."),
     elite: int = typer.Option(2, help="Best individuals copied unchanged into the next generation (0: seed 002's GA)."),
     target: Optional[float] = typer.Option(None, help="Stop at this fitness (ga: a generation's best, default 0.5, the goal; es: the mean weights', default 475)."),
     plot: bool = typer.Option(False, "--plot/--no-plot", help="Write the figures to OUT/figures/."),
@@ -50,8 +52,8 @@ def evolve(
     if method == "es":
         from spikeverse.evo.es import ESConfig, run_es
 
-        cfg = ESConfig(population=population, seed=seed, **({"generations": generations} if generations is not None else {}),
-                       **({"target": target} if target is not None else {}))
+        given = dict(generations=generations, target=target, episodes=episodes)
+        cfg = ESConfig(population=population, seed=seed, **{k: v for k, v in given.items() if v is not None})
 
         def row_report(row: dict) -> None:
             if not as_json:
@@ -68,7 +70,7 @@ def evolve(
         generations = 20 if generations is None else generations
         config = GAConfig(population=population, generations=generations, seed=seed, elite=elite,
                           target=0.5 if target is None else target)
-        net = MountainCarSNN(hidden=hidden, neuron=neuron)
+        net = MountainCarSNN(hidden=hidden, neuron=neuron, start=start, episodes=1 if episodes is None else episodes)
 
         def report(g: int, fitness) -> None:
             if not as_json:
