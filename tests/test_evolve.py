@@ -287,3 +287,23 @@ def test_episodes_and_start_reach_the_run_config(tmp_path, capsys):
     assert run_cli(capsys, "--env", "CartPole-v1", "--method", "es", "--population", 4, "--generations", 1,
                    "--episodes", 2, "--out", tmp_path / "es")[0] == 0
     assert yaml.safe_load((tmp_path / "es" / "config.yaml").read_text())["es"]["episodes"] == 2
+
+
+def test_an_evolved_network_plays_through_evaluate(tmp_path, capsys):
+    from spikeverse.agents import load_policy
+    from spikeverse.evo.mountaincar import MountainCarPolicy
+    from spikeverse.policy import greedy_actions
+    from spikeverse.rl.evaluation import evaluate
+
+    assert run_cli(capsys, *SMALL, "--generations", 1, "--out", tmp_path, "--start", "individual")[0] == 0
+    policy, meta = load_policy(tmp_path)
+    assert meta["env_id"] == "MountainCar-v0"
+    best = load_run(tmp_path)[1].best
+    obs = np.random.default_rng(0).uniform([-1.2, -0.07], [0.6, 0.07], size=(64, 2)).astype(np.float32)
+    expected = decide(policy.net.window_counts(best[None].repeat(64, 0), obs)[0], policy.net.tie).numpy()
+    assert np.array_equal(greedy_actions(policy, obs), expected)  # the action the GA scored, window by window
+    rc, out, _ = main(["evaluate", str(tmp_path), "--episodes", "2", "--json"]), *capsys.readouterr()
+    assert rc == 0 and json.loads(out)["env"] == "MountainCar-v0"
+    hand = MountainCarPolicy(MountainCarSNN(), velocity_policy(MountainCarSNN())[0])
+    res = evaluate(hand, "MountainCar-v0", episodes=10, epsilon=0.0)
+    assert max(res.lengths) < 200  # pushing along the velocity reaches the goal from every start

@@ -39,11 +39,18 @@ def _load_cartpole_snn(run_dir: Path, device: torch.device) -> tuple[Policy, dic
     return load_cartpole_snn(run_dir)
 
 
+def _load_mountaincar_snn(run_dir: Path, device: torch.device) -> tuple[Policy, dict[str, Any]]:
+    from spikeverse.evo.mountaincar import load_mountaincar_snn
+
+    return load_mountaincar_snn(run_dir)
+
+
 LOADERS: dict[str, Callable[[Path, torch.device], tuple[Policy, dict[str, Any]]]] = {
     "dqn": _load_dqn,
     "tabular": _load_tabular,
     "snn": _load_snn,
     "cartpole_snn": _load_cartpole_snn,
+    "evo": _load_mountaincar_snn,
 }
 
 

@@ -344,3 +344,37 @@ class _AlphaLayer:
 
 def _layer(net: MountainCarSNN, shape: tuple[int, ...]):
     return (_LIFLayer if net.neuron == "lif" else _AlphaLayer)(net, shape)
+
+
+class MountainCarPolicy:
+    """An evolved network behind the :class:`~spikeverse.policy.Policy` interface:
+    ``q_values`` [B, 3] is one-hot on the network's decision for each observation (the most
+    spikes of its 20 ms window, ties by ``tie``), so that argmax is exactly the action the GA
+    scored. The decisions come from :meth:`MountainCarSNN.response_table`, simulated once."""
+
+    num_actions = len(ACTIONS)
+
+    def __init__(self, net: MountainCarSNN, genome):
+        self.net = net
+        self.genome = np.asarray(genome, dtype=np.float64).reshape(-1)
+        self.actions = decide(net.response_table(self.genome[None])[0], net.tie)  # [bins, bins]
+        self.device = torch.device("cpu")
+
+    def q_values(self, obs) -> Tensor:
+        idx = self.net.state_bins(torch.as_tensor(obs).cpu().reshape(-1, 2).numpy())
+        return torch.nn.functional.one_hot(self.actions[idx[:, 0], idx[:, 1]], self.num_actions).to(torch.float32)
+
+
+def load_mountaincar_snn(run_dir) -> tuple[MountainCarPolicy, dict]:
+    """The best network of a GA run directory (or checkpoint file) and the checkpoint metadata."""
+    from spikeverse.io.checkpoint import load_checkpoint
+
+    tensors, meta = load_checkpoint(run_dir, kind="evo")
+    network = (meta.get("config") or {}).get("network")
+    if meta.get("env_id") != ENV_ID or "best" not in tensors or network is None:
+        raise SpikeverseError(f"{run_dir}: not a {ENV_ID} evolve checkpoint with a best network")
+    try:
+        net = MountainCarSNN.from_dict(network)
+    except TypeError as e:
+        raise SpikeverseError(f"{run_dir}: bad network config in the checkpoint ({e})") from None
+    return MountainCarPolicy(net, tensors["best"].numpy()), meta
