@@ -76,9 +76,8 @@ def test_head_reads_the_mean_spikes_of_the_last_hidden_layer():
     net = QNetwork(_spec(T=10))
     x = torch.randn(6, 4) * 3
     with torch.no_grad():
-        h, spikes = x, []
         lin1, n1, lin2, n2 = net.torso
-        c1 = lin1(h)
+        c1 = lin1(x)
         s1 = torch.stack([n1(c1) for _ in range(10)])
         s2 = torch.stack([n2(z) for z in lin2(s1)])
         expected = net.advantage(s2.mean(0))

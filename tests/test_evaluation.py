@@ -1,6 +1,5 @@
 """The seed 001 evaluation protocol and the conversion-rate bookkeeping."""
 
-import numpy as np
 import pytest
 import torch
 

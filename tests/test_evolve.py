@@ -19,12 +19,7 @@ from spikeverse.evo.mountaincar import MountainCarSNN, decide
 SMALL = ["--population", 8, "--target", 1.0]  # a target above the goal: the budget decides the end
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_cli(capsys, *args):

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 
 from spikeverse.analysis.statistics import compare
@@ -18,13 +17,7 @@ GRID = dict(timesteps=(16, 4), percentiles=(100, 99), readouts=("rate", "robust"
             progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: a tiny network gains nothing from more, and a busy machine loses a lot."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

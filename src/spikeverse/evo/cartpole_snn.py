@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from spikeverse.errors import SpikeverseError, require_all
+from spikeverse.evo.genome import genome_matrix
 from spikeverse.snn.encoders import gaussian_code
 from spikeverse.snn.neurons import lif_step
 
@@ -133,13 +134,7 @@ class CartPoleSNN:
 
     def unpack(self, genomes) -> tuple[Tensor, Tensor]:
         """Genomes [B, P] (or [P]) -> quantized weights W_ih [B, hidden, 80], W_hm [B, 2 motor, hidden]."""
-        g = torch.as_tensor(np.asarray(genomes, dtype=np.float64))
-        if g.ndim == 1:
-            g = g.unsqueeze(0)
-        if g.ndim != 2 or g.shape[1] != self.n_params:
-            raise SpikeverseError(f"a genome of this network has {self.n_params} genes, got shape {tuple(g.shape)}")
-        if not torch.isfinite(g).all():
-            raise SpikeverseError("genome holds NaN or infinite weights")
+        g = genome_matrix(genomes, self.n_params)
         (h, i), (m, _) = self.shapes
         g = quantize(g)
         return g[:, : h * i].reshape(-1, h, i), g[:, h * i:].reshape(-1, m, h)

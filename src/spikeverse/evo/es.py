@@ -62,7 +62,7 @@ from spikeverse.evo.cartpole_snn import ENV_ID, KIND, MAX_STEPS, CartPoleSNN, SN
 from spikeverse.evo.executor import derive_seed
 from spikeverse.evo.ga import INDIVIDUAL_FIELDS, INDIVIDUALS_CSV
 from spikeverse.io.checkpoint import load_checkpoint
-from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, write_config
+from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, same_run, write_config
 
 GENERATIONS_CSV = "generations.csv"
 FIELDS = ("generation", "best", "mean", "std", "mean_weights", "confirm", "wall_s")
@@ -211,14 +211,6 @@ def run_config(cfg: ESConfig) -> dict:
             "network": d["network"]}
 
 
-def _same_run(old: dict, new: dict) -> bool:
-    """Two configs describe the same run up to the generation budget."""
-    def strip(c):
-        return {**c, "es": {k: v for k, v in (c.get("es") or {}).items() if k != "generations"}}
-
-    return strip(old) == strip(new)
-
-
 @dataclass
 class _State:
     """A run after ``generation`` finished generations; ``theta`` is the next generation's mean."""
@@ -275,7 +267,7 @@ def load_run(run_dir: str | Path) -> tuple[dict, _State]:
 def _start(run_dir: Path, cfg: ESConfig, config: dict) -> _State:
     """The state to continue from: the checkpoint of the same run, or a fresh start."""
     old = read_config(run_dir)
-    if old is not None and not _same_run(old, config):
+    if old is not None and not same_run(old, config, "generations", "es"):
         what = old.get("method") or old.get("agent")
         if what != "es":
             raise SpikeverseError(f"{run_dir} holds a '{what}' run, not an ES run; use another --out")

@@ -52,7 +52,7 @@ from deap import algorithms, base, tools
 from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.evo.executor import derive_seed
 from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
-from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, write_config
+from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, same_run, write_config
 
 GENERATIONS_CSV = "generations.csv"
 INDIVIDUALS_CSV = "individuals.csv"
@@ -190,14 +190,6 @@ def run_config(problem: Problem, config: GAConfig, env_id: str) -> dict:
     return {"method": "ga", "env": env_id, "ga": config.to_dict(), "network": problem.to_dict()}
 
 
-def _same_run(old: dict, new: dict) -> bool:
-    """Two configs describe the same run up to the generation budget."""
-    def strip(c):
-        return {**c, "ga": {k: v for k, v in c.get("ga", {}).items() if k != "generations"}}
-
-    return strip(old) == strip(new)
-
-
 @dataclass
 class _State:
     """A run after ``generation`` finished generations."""
@@ -288,7 +280,7 @@ def run_ga(problem: Problem, config: GAConfig, env_id: str, run_dir: str | Path,
     cfg = run_config(problem, config, env_id)
     old = read_config(run_dir)
     if old is not None and (run_dir / CHECKPOINT).exists():
-        if not _same_run(old, cfg):
+        if not same_run(old, cfg, "generations", "ga"):
             raise SpikeverseError(f"{run_dir} holds another evolve run; use another --out or the same options")
         state = _load(run_dir)
     else:

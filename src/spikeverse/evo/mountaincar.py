@@ -75,6 +75,7 @@ from torch import Tensor
 
 from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.evo.executor import derive_seed
+from spikeverse.evo.genome import genome_matrix
 from spikeverse.snn.alpha import AlphaParams, alpha_propagators, alpha_state, iaf_psc_alpha_step
 from spikeverse.snn.encoders import bin_code
 from spikeverse.snn.neurons import lif_step, time_grid
@@ -156,11 +157,7 @@ class MountainCarSNN:
     def unpack(self, genomes) -> tuple[Tensor, Tensor]:
         """Genomes [B, P] (or [P]) -> weights input -> hidden [B, 2 bins, hidden] and hidden ->
         output [B, hidden, 3], float64 (in pA for iaf_psc_alpha)."""
-        g = torch.as_tensor(np.asarray(genomes, dtype=np.float64))
-        if g.ndim == 1:
-            g = g.unsqueeze(0)
-        if g.ndim != 2 or g.shape[1] != self.n_params:
-            raise SpikeverseError(f"a genome of this network has {self.n_params} genes, got shape {tuple(g.shape)}")
+        g = genome_matrix(genomes, self.n_params)
         if self.neuron == "iaf_psc_alpha":
             g = g * ALPHA_WEIGHT_PA
         n_in = self.n_inputs * self.hidden

@@ -46,6 +46,17 @@ def require_config(run_dir: str | os.PathLike, what: str = "run") -> dict[str, A
     return cfg
 
 
+def same_run(old: dict[str, Any], new: dict[str, Any], budget: str, section: str | None = None) -> bool:
+    """Two configs describe the same run up to its budget: the key ``budget`` (in the mapping
+    ``section`` of the config, if given), which a rerun may raise to continue the run."""
+    def strip(c: dict[str, Any]) -> dict[str, Any]:
+        if section is None:
+            return {k: v for k, v in c.items() if k != budget}
+        return {**c, section: {k: v for k, v in (c.get(section) or {}).items() if k != budget}}
+
+    return strip(old) == strip(new)
+
+
 class MetricsWriter:
     """Append rows to a CSV file with a fixed header, flushing each row.
 

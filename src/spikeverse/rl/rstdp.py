@@ -51,6 +51,7 @@ current weights, r_bar, counters), written every ``checkpoint_every`` episodes a
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -65,7 +66,7 @@ from spikeverse.evo.cartpole_snn import (ENV_ID, KIND, MAX_STEPS, CartPoleBatch,
                                          episode_starts, quantize, single_thread)
 from spikeverse.evo.executor import derive_seed
 from spikeverse.io.checkpoint import load_checkpoint
-from spikeverse.io.rundir import CHECKPOINT, EVALS, METRICS, MetricsWriter, read_config, write_config
+from spikeverse.io.rundir import CHECKPOINT, EVALS, METRICS, MetricsWriter, read_config, same_run, write_config
 from spikeverse.snn.plasticity import RSTDP, PairSTDP, RSTDPState, Traces
 
 METRIC_FIELDS = ("episode", "step", "length", "reward", "noise_rate", "w_mean", "wall_s")
@@ -157,8 +158,10 @@ def initial_weights(cfg: RSTDPConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return quantize(w_ih), w_hm
 
 
+@functools.lru_cache(maxsize=16)
 def _decay_matrix(steps: int, d: float, dtype) -> torch.Tensor:
-    """[T, T] with entry (n, m) = d^(n - m) for m < n, else 0."""
+    """[T, T] with entry (n, m) = d^(n - m) for m < n, else 0 (cached: the same few for every
+    window of a run; read only)."""
     n = torch.arange(steps, dtype=dtype)
     diff = n[:, None] - n[None, :]
     return torch.where(diff > 0, d ** diff, torch.zeros((), dtype=dtype))
@@ -246,13 +249,6 @@ class Learner:
         return self.net.play(np.repeat(self.genome()[None], len(starts), 0), starts, self.cfg.max_steps)
 
 
-def _same_run(old: dict, new: dict) -> bool:
-    def strip(c):
-        return {k: v for k, v in c.items() if k != "episodes"}
-
-    return strip(old) == strip(new)
-
-
 def _config_dict(cfg: RSTDPConfig) -> dict:
     return {"agent": "rstdp", "env_id": ENV_ID, **cfg.to_dict()}
 
@@ -277,7 +273,7 @@ def train_rstdp(cfg: RSTDPConfig, run_dir: str | Path, *, resume: bool = True, p
     run_dir = Path(run_dir)
     config = _config_dict(cfg)
     old = read_config(run_dir)
-    if old is not None and not _same_run(old, config):
+    if old is not None and not same_run(old, config, "episodes"):
         if old.get("agent") != "rstdp":
             raise SpikeverseError(f"{run_dir} holds a '{old.get('agent') or old.get('method')}' run; use another --out")
         raise SpikeverseError(f"{run_dir} holds an rstdp run with other options; use another --out or the same options")
