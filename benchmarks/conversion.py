@@ -19,6 +19,7 @@ simulation length T, per method, side by side with SpikingJelly's converter.
 
     python benchmarks/conversion.py --env CartPole-v1 --peer-python /tmp/sjvenv/bin/python
     python benchmarks/conversion.py --env MinAtar/Breakout --run benchmarks/runs/minatar_breakout/dqn --heldout 5000
+    python benchmarks/conversion.py --report     # rewrite the markdown from the JSON alone
 """
 
 from __future__ import annotations
@@ -87,7 +88,13 @@ def main() -> None:
     ap.add_argument("--play-timesteps", type=int, default=32)
     ap.add_argument("--peer-python", default=None)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--report", action="store_true", help="only rewrite results/conversion_*.md from their JSON")
     args = ap.parse_args()
+    if args.report:
+        from _results import rewrite_reports
+
+        rewrite_reports(REPORTS)
+        return
     torch.set_num_threads(args.threads)
     tune_cpu_allocator()
     Ts = [int(t) for t in args.timesteps.split(",")]
@@ -177,6 +184,10 @@ def markdown(r: dict) -> str:
             lines.append(f"| {name} | {p['timesteps']} | {p['mean']:.1f} | {p['std']:.1f} | {p['p_value_vs_dqn']:.3g} | "
                          f"{p['conversion_rate']:.3f} | {p['synops_per_decision']:.0f} | {p['energy_uJ_per_decision']:.3g} |")
     return "\n".join(lines) + "\n"
+
+
+# results name -> render (tests/test_benchmark_reports.py checks each markdown against its JSON)
+REPORTS = {"conversion_CartPole-v1": markdown, "conversion_MinAtar-Breakout": markdown}
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ to seed 002's / L2L's (evolve_mountaincar_study.{json,md}).
 
     python benchmarks/evolve_mountaincar.py                 # about 1-2 minutes on 2 cores
     python benchmarks/evolve_mountaincar.py --study --study-seeds 24   # about 10 minutes
+    python benchmarks/evolve_mountaincar.py --headline --seeds $(seq 100 149) --processes 2
+        the headline: the defaults on 50 seeds the tuning never saw (seeds 0-2 tuned them, the
+        study's seeds 0-23 chose among alternatives): solved within 20 generations and the median
+        generation (evolve_mountaincar_untuned.{json,md}); resumes from benchmarks/runs/
+    python benchmarks/evolve_mountaincar.py --report    # rewrite every markdown from its JSON
     python benchmarks/evolve_mountaincar.py --multistart --study-seeds 6 --generations 50
         fitness over K start states (--episodes K): how often the best network then reaches the goal
         from fresh start states (evolve_mountaincar_multistart.{json,md})
@@ -40,7 +45,8 @@ from spikeverse.evo.ga import GAConfig, evaluate, run_ga
 from spikeverse.evo.mountaincar import MountainCarSNN
 from spikeverse.rl.evaluation import evaluate as evaluate_policy
 
-RESULTS = Path(__file__).parent / "results"
+from _results import RUNS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
+
 ENV = "MountainCar-v0"
 STUDY = [  # label, network options, GA options
     ("defaults (linear init, ties right, fixed start, elite 2)", {}, {}),
@@ -100,6 +106,12 @@ def generation_time(neuron: str, workers: int, repeats: int) -> float:
         return (time.perf_counter() - t0) / repeats
 
 
+PUBLISHED = {"seed 002": "about 18 generations", "L2L": "about 160 generations"}
+TUNING_SEEDS = [0, 1, 2]
+TUNING_NOTE = ("the defaults were tuned on seeds 0-2 and chosen among the alternatives of "
+               "results/evolve_mountaincar_study.json on seeds 0-23")
+
+
 def main_benchmark(seeds: list[int], workers: list[int]) -> None:
     net = MountainCarSNN()
     rows = []
@@ -117,35 +129,108 @@ def main_benchmark(seeds: list[int], workers: list[int]) -> None:
                for n in ("lif", "iaf_psc_alpha") for w in workers}
     walls = {w: sum(r["wall_s"] for r in rows if r["workers"] == w) for w in workers}
     cores = effective_cores()
-    out = {"env": ENV, "seeds": seeds, "workers": workers, "rows": rows, "identical_across_workers": same,
+    out = {"env": ENV, "command": f"python benchmarks/evolve_mountaincar.py --seeds {' '.join(map(str, seeds))} "
+           f"--workers {' '.join(map(str, workers))}", "seeds": seeds, "workers": workers, "rows": rows,
+           "identical_across_workers": same,
            "solved": sum(r["solved_generation"] is not None for r in rows if r["workers"] == workers[0]),
            "wall_s_total": walls, "wall_ratio": {f"{w}/{workers[0]}": round(walls[w] / walls[workers[0]], 3) for w in workers},
            "s_per_generation_warm": per_gen, "cpus": os.cpu_count(), "effective_cores": cores, "load_average": [round(x, 2) for x in os.getloadavg()],
-           "torch": torch.__version__,
+           "torch": torch.__version__, "tuning_seeds": TUNING_SEEDS, "tuning_note": TUNING_NOTE, "published": PUBLISHED,
            "config": {"ga": GAConfig().to_dict(), "network": net.to_dict()}}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "evolve_mountaincar.json").write_text(json.dumps(out, indent=1))
-    lines = ["# Mountain Car SNN, genetic algorithm (seed 002)", "",
-             f"{out['solved']}/{len(seeds)} seeds reach 0.5 within 20 generations (seed 002: about 18; L2L: about 160); "
-             f"identical runs for {', '.join(map(str, workers))} workers: {same}. Defaults: population 32, "
-             "tournament 4, cxBlend 0.5 at 0.7, mutGaussian N(0, 1) at 0.7 (indpb 0.05), elite 2; LIF, 5 hidden, "
-             f"linear initialisation (sigma 4), ties to push right, one start state per run. {out['cpus']} CPUs, "
-             f"shared with other jobs: two processes got {cores} cores' worth at the end (load average "
-             f"{out['load_average'][0]}).", "",
+    print(write_report("evolve_mountaincar", out, render_main))
+
+
+def _published(d: dict) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in d["published"].items())
+
+
+def _defaults(cfg: dict) -> str:
+    ga, net = cfg["ga"], cfg["network"]
+    return (f"population {ga['population']}, tournament {ga['tournament']}, cxBlend {ga['blend_alpha']} at "
+            f"{ga['cx_prob']}, mutGaussian N(0, {ga['mut_sigma']:g}) at {ga['mut_prob']} (indpb {ga['mut_indpb']}), "
+            f"elite {ga['elite']}; {net['neuron'].upper()}, {net['hidden']} hidden, {net['init']} initialisation "
+            f"(sigma {net['init_sigma']:g}), ties to push {net['tie']}, start state: {net['start']}")
+
+
+def render_main(d: dict) -> str:
+    seeds, workers, rows = d["seeds"], d["workers"], d["rows"]
+    walls, per_gen = d["wall_s_total"], d["s_per_generation_warm"]
+    ga = d["config"]["ga"]
+    lines = ["# Mountain Car SNN, genetic algorithm (seed 002): the tuning seeds", "",
+             f"`{d['command']}`", "",
+             f"{d['solved']}/{len(seeds)} seeds ({seed_span(seeds)}) reach {ga['target']} within {ga['generations']} "
+             f"generations ({_published(d)}); identical runs for {', '.join(map(str, workers))} workers: "
+             f"{d['identical_across_workers']}. Tuning: {d['tuning_note']}; the untuned headline is "
+             "results/evolve_mountaincar_untuned.md. Defaults: " + _defaults(d["config"]) + f". {d['cpus']} CPUs, "
+             f"shared with other jobs: two processes got {d['effective_cores']} cores' worth at the end (load average "
+             f"{d['load_average'][0]}).", "",
              "| seed | workers | solved at generation | best fitness | wall s | s / generation | fresh starts solved |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['seed']} | {r['workers']} | {r['solved_generation']} | {r['best_fitness']:.3f} | {r['wall_s']} | "
               f"{r['s_per_generation']} | {r['fresh_starts_solved']:.2f} |" for r in rows]
-    lines += ["", "Wall time over the seeds: " + ", ".join(f"{w} worker(s) {walls[w]:.1f} s" for w in workers)
-              + "; ratio " + ", ".join(f"{k}: {v}" for k, v in out["wall_ratio"].items())
+    lines += ["", "Wall time over the seeds: " + ", ".join(f"{w} worker(s) {walls[str(w)]:.1f} s" for w in workers)
+              + "; ratio " + ", ".join(f"{k}: {v}" for k, v in d["wall_ratio"].items())
               + " (a 2-worker wall includes starting the process pool: the spawned workers import torch and "
-              "gymnasium, several seconds on this machine).", "",
-              "One generation once the workers are up (32 individuals x 110 steps x 20 ms): "
+              "gymnasium).", "",
+              f"One generation once the workers are up ({ga['population']} individuals x {d['config']['network']['steps']} "
+              f"steps x {d['config']['network']['window_ms']:g} ms): "
               + ", ".join(f"{k} {v} s" for k, v in per_gen.items()) + ".", "",
               "Fresh starts solved: the share of 100 start states (reset seeds 10000-10099) from which the best "
               "network of the run reaches the goal; the run scores every individual on one start state.", ""]
-    (RESULTS / "evolve_mountaincar.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+def _headline_one(job: tuple) -> dict:
+    torch.set_num_threads(1)
+    seed, generations, unit = job
+    if (r := load_unit(Path(unit))) is not None:
+        return r
+    net = MountainCarSNN()
+    with tempfile.TemporaryDirectory() as tmp:
+        s = evolve(seed, 1, Path(tmp), net, generations=generations)
+        r = {"seed": seed, "solved_generation": s["solved_generation"], "generations": s["generations"],
+             "best_fitness": s["best_fitness"], "wall_s": s["wall_s"],
+             "fresh_starts_solved": generalisation(net, s["run_dir"])}
+    save_unit(Path(unit), r)
+    return r
+
+
+def headline(seeds: list[int], generations: int, processes: int, runs: Path) -> None:
+    """The defaults on seeds the tuning never saw: solved within ``generations``, median generation."""
+    jobs = [(s, generations, str(runs / f"seed{s}.json")) for s in seeds]
+    with ProcessPoolExecutor(processes) as ex:
+        rows = list(ex.map(_headline_one, jobs))
+    gens = [r["solved_generation"] for r in rows]
+    contiguous = seeds == list(range(seeds[0], seeds[-1] + 1))
+    seed_arg = f"$(seq {seeds[0]} {seeds[-1]})" if contiguous and len(seeds) > 2 else " ".join(map(str, seeds))
+    out = {"env": ENV, "command": f"python benchmarks/evolve_mountaincar.py --headline --seeds {seed_arg} "
+           f"--generations {generations} --processes {processes}", "seeds": seeds, "generations": generations,
+           "tuning_seeds": TUNING_SEEDS, "study_seeds": list(range(24)), "tuning_note": TUNING_NOTE,
+           "published": PUBLISHED, "target": GAConfig().target,
+           "solved": sum(g is not None for g in gens), "median_solved_generation": median(gens),
+           "median_fresh_starts_solved": median(r["fresh_starts_solved"] for r in rows),
+           "rows": rows, "config": {"ga": GAConfig(generations=generations).to_dict(), "network": MountainCarSNN().to_dict()}}
+    print(write_report("evolve_mountaincar_untuned", out, render_headline))
+
+
+def render_headline(d: dict) -> str:
+    rows, gens = d["rows"], [r["solved_generation"] for r in d["rows"]]
+    overlap = sorted(set(d["seeds"]) & (set(d["tuning_seeds"]) | set(d["study_seeds"])))
+    lines = ["# Mountain Car SNN, genetic algorithm: the defaults on untuned seeds", "",
+             f"`{d['command']}`", "",
+             f"**Solved {d['solved']}/{len(rows)} seeds ({seed_span(d['seeds'])}) within {d['generations']} generations "
+             f"(best fitness >= {d['target']}), median {d['median_solved_generation']} generations among the solved.** "
+             f"Tuning: {d['tuning_note']}; seeds here that the tuning or the study used: "
+             f"{seed_span(overlap) if overlap else 'none'}. Published: {_published(d)}. Defaults: "
+             + _defaults(d["config"]) + ".", "",
+             f"Fresh starts solved (the share of 100 start states, reset seeds 10000-10099, from which the run's "
+             f"best network reaches the goal; the run scores every individual on one start state): median "
+             f"{d['median_fresh_starts_solved']:.2f}.", "",
+             "Generation solved per seed: " + " ".join("-" if g is None else str(g) for g in gens), "",
+             "| seed | solved at generation | best fitness | wall s | fresh starts solved |", "|---|---|---|---|---|"]
+    lines += [f"| {r['seed']} | {'-' if r['solved_generation'] is None else r['solved_generation']} | "
+              f"{r['best_fitness']:.3f} | {r['wall_s']} | {r['fresh_starts_solved']:.2f} |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _study_one(job: tuple) -> int | None:
@@ -165,15 +250,22 @@ def study(n_seeds: int, processes: int) -> None:
         rows.append({"choice": label, "network": net_kw, "ga": ga_kw, "solved": sum(g is not None for g in gens),
                      "seeds": n_seeds, "solved_generation": gens})
         print(json.dumps(rows[-1]), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "evolve_mountaincar_study.json").write_text(json.dumps({"env": ENV, "rows": rows}, indent=1))
-    lines = ["# Mountain Car SNN: design choices (seeds reaching 0.5 within 20 generations)", "",
-             f"Seeds 0-{n_seeds - 1}, population 32, 20 generations; each row changes one default.", "",
+    out = {"env": ENV, "command": f"python benchmarks/evolve_mountaincar.py --study --study-seeds {n_seeds}",
+           "generations": GAConfig().generations, "population": GAConfig().population, "rows": rows}
+    print(write_report("evolve_mountaincar_study", out, render_study))
+
+
+def render_study(d: dict) -> str:
+    n = d["rows"][0]["seeds"]
+    lines = [f"# Mountain Car SNN: design choices (seeds reaching 0.5 within {d['generations']} generations)", "",
+             f"`{d['command']}`", "",
+             f"Seeds 0-{n - 1}, population {d['population']}, {d['generations']} generations; each row changes one "
+             "default. These seeds chose the defaults (with seeds 0-2 before them): the headline on untuned seeds "
+             "is results/evolve_mountaincar_untuned.md.", "",
              "| choice | solved | generation solved per seed |", "|---|---|---|"]
     lines += [f"| {r['choice']} | {r['solved']}/{r['seeds']} | {' '.join('-' if g is None else str(g) for g in r['solved_generation'])} |"
-              for r in rows]
-    (RESULTS / "evolve_mountaincar_study.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+              for r in d["rows"]]
+    return "\n".join(lines) + "\n"
 
 
 MULTISTART = [(1, "fixed"), (5, "fixed"), (5, "generation"), (10, "generation")]  # episodes, start mode
@@ -201,19 +293,25 @@ def multistart(n_seeds: int, generations: int, processes: int) -> None:
         rows = list(ex.map(_multistart_one, jobs))
     for r in rows:
         print(json.dumps(r), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "evolve_mountaincar_multistart.json").write_text(json.dumps({"env": ENV, "rows": rows}, indent=1))
+    out = {"env": ENV, "command": f"python benchmarks/evolve_mountaincar.py --multistart --study-seeds {n_seeds} "
+           f"--generations {generations}", "seeds": list(range(n_seeds)), "generations": generations,
+           "population": GAConfig().population, "rows": rows}
+    print(write_report("evolve_mountaincar_multistart", out, render_multistart))
+
+
+def render_multistart(d: dict) -> str:
+    rows, seeds, generations = d["rows"], d["seeds"], d["generations"]
     lines = ["# Mountain Car SNN: fitness over several start states", "",
-             f"`python benchmarks/evolve_mountaincar.py --multistart --study-seeds {n_seeds} --generations {generations}`: "
-             f"seeds 0-{n_seeds - 1}, population 32, at most {generations} generations, target 0.5 on the mean over "
-             "the K start states of an evaluation (`spikeverse evolve --episodes K --start MODE`). Fresh starts "
-             "solved: the share of 100 start states (reset seeds 10000-10099) from which the run's best network "
-             "reaches the goal within the 110 steps of the fitness. Return: `spikeverse evaluate --episodes 100 --epsilon 0` "
-             "of the best network (MountainCar-v0's 200-step episodes, -1 per step; Gymnasium calls -110 solved), "
-             "and the share of those episodes that reach the goal.", "",
+             f"`{d['command']}`: seeds {seed_span(seeds)}, population {d['population']}, at most {generations} "
+             "generations, target 0.5 on the mean over the K start states of an evaluation (`spikeverse evolve "
+             "--episodes K --start MODE`). Fresh starts solved: the share of 100 start states (reset seeds "
+             "10000-10099) from which the run's best network reaches the goal within the 110 steps of the fitness. "
+             "Return: `spikeverse evaluate --episodes 100 --epsilon 0` of the best network (MountainCar-v0's "
+             "200-step episodes, -1 per step; Gymnasium calls -110 solved), and the share of those episodes that "
+             "reach the goal.", "",
              "| episodes K | start states | solved (seeds) | generation solved per seed | fresh starts solved, mean | per seed | return over 100 episodes, mean | per seed | goal within 200 steps | wall s per run |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for k, m in MULTISTART:
+    for k, m in dict.fromkeys((r["episodes"], r["start"]) for r in rows):
         rs = [r for r in rows if r["episodes"] == k and r["start"] == m]
         gens = " ".join("-" if r["solved_generation"] is None else str(r["solved_generation"]) for r in rs)
         fresh = [r["fresh_starts_solved"] for r in rs]
@@ -221,8 +319,11 @@ def multistart(n_seeds: int, generations: int, processes: int) -> None:
                      f"{np.mean(fresh):.2f} | {' '.join(f'{f:.2f}' for f in fresh)} | "
                      f"{np.mean([r['return_100'] for r in rs]):.1f} | {' '.join(format(r['return_100'], '.1f') for r in rs)} | "
                      f"{np.mean([r['goal_within_200'] for r in rs]):.2f} | {np.mean([r['wall_s'] for r in rs]):.1f} |")
-    (RESULTS / "evolve_mountaincar_multistart.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
+
+
+REPORTS = {"evolve_mountaincar": render_main, "evolve_mountaincar_untuned": render_headline,
+           "evolve_mountaincar_study": render_study, "evolve_mountaincar_multistart": render_multistart}
 
 
 def main() -> None:
@@ -233,12 +334,23 @@ def main() -> None:
     p.add_argument("--study-seeds", type=int, default=12)
     p.add_argument("--processes", type=int, default=2, help="--study, --multistart: runs in parallel")
     p.add_argument("--multistart", action="store_true", help="measure fitness over several start states instead")
-    p.add_argument("--generations", type=int, default=50, help="--multistart: generation budget")
+    p.add_argument("--generations", type=int, default=None,
+                   help="generation budget (--multistart: default 50; --headline: default 20)")
+    p.add_argument("--headline", action="store_true",
+                   help="the defaults on --seeds (untuned: 100-149), 1 worker each, --processes at once; "
+                        "finished seeds are kept in --runs and skipped by a rerun")
+    p.add_argument("--runs", default=str(RUNS / "evolve_mountaincar"), help="--headline: finished seeds")
+    p.add_argument("--report", action="store_true", help="only rewrite results/*.md from the JSON")
     args = p.parse_args()
+    if args.report:
+        rewrite_reports(REPORTS)
+        return
     tune_cpu_allocator()
     torch.set_num_threads(1)
-    if args.multistart:
-        multistart(args.study_seeds, args.generations, args.processes)
+    if args.headline:
+        headline(args.seeds, args.generations or 20, args.processes, Path(args.runs))
+    elif args.multistart:
+        multistart(args.study_seeds, args.generations or 50, args.processes)
     elif args.study:
         study(args.study_seeds, args.processes)
     else:

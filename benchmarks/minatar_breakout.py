@@ -7,6 +7,7 @@ time. Reference: the MinAtar paper's DQN reaches about 10 on Breakout at 5M fram
 continues the runs from their checkpoints (the budget is per call).
 
     python benchmarks/minatar_breakout.py --minutes 55
+    python benchmarks/minatar_breakout.py --report    # rewrite the markdown from the JSON alone
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+from _results import rewrite_reports, write_report
+
 AGENTS = {"dqn": {}, "rainbow": {"rainbow": True}}
 
 
@@ -60,7 +62,11 @@ def main() -> None:
     ap.add_argument("--runs", default=str(Path(__file__).parent / "runs" / "minatar_breakout"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bin", type=int, default=50_000, help="frames per point of the training curve")
+    ap.add_argument("--report", action="store_true", help="only rewrite results/minatar_breakout.md from its JSON")
     args = ap.parse_args()
+    if args.report:
+        rewrite_reports(REPORTS)
+        return
     names = args.agents.split(",")
     with mp.get_context("spawn").Pool(len(names)) as pool:
         summary = pool.map(train_one, [(n, args.minutes, args.runs, args.seed) for n in names])
@@ -68,11 +74,28 @@ def main() -> None:
            "threads_per_agent": 1, "runs": summary,
            "curves": {n: curve(Path(args.runs) / n, args.bin) for n in names},
            "reference": "MinAtar paper DQN: about 10 at 5M frames"}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "minatar_breakout.json").write_text(json.dumps(out, indent=2))
+    out["final_evaluation"] = {"command": f"spikeverse evaluate {args.runs}/AGENT --episodes 50 --json",
+                               "episodes": 50, "agents": [final_eval(Path(args.runs) / n) for n in names]}
+    write_report("minatar_breakout", out, render)
+    print(json.dumps(summary))
+
+
+def final_eval(run: Path) -> dict:
+    """The kept (best) weights on 50 episodes other than the selection evaluations (seed 0)."""
+    from spikeverse.agents import load_policy
+    from spikeverse.rl.evaluation import evaluate
+
+    policy, meta = load_policy(run)
+    res = evaluate(policy, "MinAtar/Breakout", episodes=50, seed=0)
+    return {"agent": run.name, "eval_mean": round(res.mean, 2), "eval_std": round(res.std, 2)}
+
+
+def render(out: dict) -> str:
+    names = list(out["curves"])
+    summary = out["runs"]
     lines = ["# MinAtar Breakout: DQN and Rainbow for a fixed wall-clock budget", "",
-             f"{args.minutes} min per agent, both side by side on 2 cores (1 torch thread each). "
-             "Frames = agent steps. Evaluation: 10 episodes, epsilon 0.05, up to 30 no-ops.", "",
+             f"{out['minutes_per_call']} min per agent, both side by side on 2 cores ({out['threads_per_agent']} torch "
+             "thread each), one seed (0). Frames = agent steps. Evaluation: 10 episodes, epsilon 0.05, up to 30 no-ops.", "",
              "| agent | frames | wall s | best eval mean |", "|---|---|---|---|"]
     lines += [f"| {s['agent']} | {s['frames']} | {s['wall_s']} | {s['best_eval']} |" for s in summary]
     for n in names:
@@ -80,9 +103,19 @@ def main() -> None:
                   "|---|---|---|---|"]
         lines += [f"| {e['frames']} | {e['eval_mean']:.2f} | {e['eval_std']:.2f} | {e['wall_s']:.0f} |"
                   for e in out["curves"][n]["eval"]]
-    (RESULTS / "minatar_breakout.md").write_text("\n".join(lines) + "\n")
-    print(json.dumps(summary))
+    if fe := out.get("final_evaluation"):
+        frames = {s["agent"]: s["frames"] for s in summary}
+        lines += ["", f"## Final evaluation of the kept (best) weights, {fe['episodes']} episodes", "",
+                  f"`{fe['command']}` (epsilon 0.05, up to 30 no-ops, seed 0; other episodes than the selection "
+                  "evaluations above)" + (f"; {fe['note']}" if fe.get("note") else "") + ":", "",
+                  "| agent | frames trained | eval mean | eval std |", "|---|---|---|---|"]
+        lines += [f"| {a['agent']} | {frames[a['agent']]:,} | {a['eval_mean']:.2f} | {a['eval_std']:.2f} |"
+                  for a in fe["agents"]]
+    lines += ["", f"Reference: {out['reference']}."]
+    return "\n".join(lines) + "\n"
 
+
+REPORTS = {"minatar_breakout": render}
 
 if __name__ == "__main__":
     main()

@@ -25,7 +25,7 @@ from spikeverse.device import tune_cpu_allocator
 from spikeverse.snn.neurons import IFNeuron
 from spikeverse.snn.simulate import run_window
 
-RESULTS = Path(__file__).parent / "results"
+from _results import rewrite_reports, write_report
 
 
 def nature_layers(num_actions: int = 6, spiking: bool = True) -> list[nn.Module]:
@@ -94,7 +94,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--default-allocator", action="store_true",
                     help="leave glibc malloc at its defaults (large blocks are fresh mmap pages)")
+    ap.add_argument("--report", action="store_true", help="only rewrite results/snn_window*.md from their JSON")
     args = ap.parse_args()
+    if args.report:
+        rewrite_reports(REPORTS)
+        return
     torch.set_num_threads(args.threads)
     tuned = False if args.default_allocator else tune_cpu_allocator()  # the ANN runs under it too
     torch.manual_seed(0)
@@ -123,22 +127,29 @@ def main() -> None:
         out["spikingjelly"] = spikingjelly_ratios(ann, x, T, t_ann, args.repeats)
     except ImportError:
         out["spikingjelly"] = "not importable; our ratio alone"
-    RESULTS.mkdir(exist_ok=True)
     name = "snn_window_default_allocator" if args.default_allocator else "snn_window"
+    out["command"] = (f"python benchmarks/snn_window.py --timesteps {T} --batch {args.batch} --repeats {args.repeats} "
+                      f"--threads {args.threads}" + (" --default-allocator" if args.default_allocator else ""))
+    write_report(name, out, render)
+    print(json.dumps(out))
+
+
+def render(out: dict) -> str:
     peer = out["spikingjelly"]
     peer_row = (f"| SpikingJelly multi-step | {peer['multi_step_ms']} | {peer['multi_step_ratio']} |\n"
                 f"| SpikingJelly single-step | {peer['single_step_ms']} | {peer['single_step_ratio']} |\n"
                 if isinstance(peer, dict) else "")
-    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2))
-    (RESULTS / f"{name}.md").write_text(
-        "# Spiking window vs T ANN forwards (Nature CNN, IF, analog input)\n\n"
-        f"batch {args.batch}, T = {T}, {args.threads} threads, CPU, glibc malloc "
-        f"{'tuned (spikeverse.device.tune_cpu_allocator)' if tuned else 'defaults'}; "
-        f"ANN forward {out['ann_forward_ms']} ms; firing rates per layer {rates}; target ratio <= 0.7\n\n"
-        "| simulator | window ms | ratio window / (T x ANN forward) |\n|---|---|---|\n"
-        f"| spikeverse run_window | {out['snn_window_ms']} | {out['ratio']} |\n" + peer_row)
-    print(json.dumps(out))
+    command = f"`{out['command']}`\n\n" if "command" in out else ""
+    return ("# Spiking window vs T ANN forwards (Nature CNN, IF, analog input)\n\n" + command +
+            f"batch {out['batch']}, T = {out['timesteps']}, {out['threads']} threads, CPU, glibc malloc "
+            f"{'tuned (spikeverse.device.tune_cpu_allocator)' if out['allocator_tuned'] else 'defaults'}; "
+            f"ANN forward {out['ann_forward_ms']} ms; firing rates per layer {out['firing_rates']}; target ratio <= "
+            f"{out['target']}\n\n"
+            "| simulator | window ms | ratio window / (T x ANN forward) |\n|---|---|---|\n"
+            f"| spikeverse run_window | {out['snn_window_ms']} | {out['ratio']} |\n" + peer_row)
 
+
+REPORTS = {"snn_window": render, "snn_window_default_allocator": render}
 
 if __name__ == "__main__":
     main()

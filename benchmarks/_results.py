@@ -1,0 +1,68 @@
+"""Shared plumbing of the benchmark scripts: every results markdown is rendered from the JSON
+beside it by its script's ``REPORTS[name](data)``, so ``python benchmarks/SCRIPT.py --report``
+rewrites the markdown from the JSON alone and ``tests/test_benchmark_reports.py`` checks that
+each committed markdown equals its render. Per-seed work lands in a run directory
+(``benchmarks/runs/...``, one JSON file per finished unit), so a killed benchmark resumes there.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = Path(__file__).parent / "runs"
+
+
+def seed_span(seeds: list[int]) -> str:
+    """'100-109' for a contiguous range, else the seeds listed ('0 3 7')."""
+    s = sorted(seeds)
+    if not s:
+        return "none"
+    if len(s) > 2 and s == list(range(s[0], s[-1] + 1)):
+        return f"{s[0]}-{s[-1]}"
+    return " ".join(map(str, s))
+
+
+def median(xs) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def write_json(name: str, data: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
+
+
+def write_report(name: str, data: dict, render: Callable[[dict], str]) -> str:
+    """Write results/NAME.json and results/NAME.md = render(data); return the markdown."""
+    write_json(name, data)
+    md = render(json.loads(json.dumps(data)))  # render what the file holds (tuples become lists)
+    (RESULTS / f"{name}.md").write_text(md)
+    return md
+
+
+def rewrite_reports(reports: dict[str, Callable[[dict], str]]) -> list[str]:
+    """--report: rewrite every results/NAME.md of ``reports`` whose JSON exists, from the JSON alone."""
+    done = []
+    for name, render in reports.items():
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            (RESULTS / f"{name}.md").write_text(render(json.loads(path.read_text())))
+            done.append(name)
+    print("rewrote", ", ".join(f"results/{n}.md" for n in done) or "nothing")
+    return done
+
+
+def load_unit(path: Path) -> dict | None:
+    """A finished unit of a run directory (None if it has not finished)."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def save_unit(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
