@@ -1,6 +1,7 @@
 """``spikeverse neuron``: single-neuron dynamics. ``iaf_psc_alpha`` runs seed 002's two-neuron
-NEST experiment (A driven by DC, A -> B); ``lif`` / ``if`` trace one neuron under DC input
-(seed 000 sec. 5.2, seed 001), optionally with Poisson input spikes."""
+NEST experiment as NEST runs it (a dc_generator into A over NEST's default 1 ms device delay,
+A -> B, a multimeter every 0.1 ms); ``lif`` / ``if`` trace one neuron under DC input (seed 000
+sec. 5.2, seed 001), optionally with Poisson input spikes."""
 
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def neuron(
     dc: Optional[float] = typer.Option(None, help="DC input current (default: 500 pA into A for iaf_psc_alpha; 1.5 for lif/if)."),
     weight: Optional[float] = typer.Option(None, help="iaf_psc_alpha: A -> B weight in pA (default 1000); lif/if: current added for one step per Poisson input spike (default 1.0)."),
     delay: float = typer.Option(1.0, help="A -> B transmission delay in ms (iaf_psc_alpha), at least one step."),
+    device_delay: Optional[float] = typer.Option(None, help="iaf_psc_alpha: delay in ms of the dc_generator -> A connection (default 1.0, NEST's; the current acts from t = delay + dt); 0 = no device, the DC as A's I_e, on from t = 0."),
+    interval: Optional[float] = typer.Option(None, help="iaf_psc_alpha: multimeter interval in ms, a multiple of dt (default 0.1 as in seed 002, or dt if 0.1 is not a multiple of it)."),
     duration: float = typer.Option(1000.0, help="Simulated time in ms."),
-    dt: float = typer.Option(0.1, help="Resolution in ms (also the V_m sampling interval)."),
+    dt: float = typer.Option(0.1, help="Resolution in ms (for lif/if also the V_m sampling interval)."),
     tau: Optional[float] = typer.Option(None, help="Membrane time constant in ms (default: tau_m 10 ms for iaf_psc_alpha; 10 for lif)."),
     v_th: Optional[float] = typer.Option(None, help="Threshold (default: V_th -55 mV for iaf_psc_alpha; 1.0 for lif/if)."),
     t_ref: Optional[float] = typer.Option(None, help="Refractory period in ms (default: 2 for iaf_psc_alpha; 0 for lif)."),
@@ -58,11 +61,15 @@ def neuron(
             raise SpikeverseError("--input-rate applies to --model lif or if only")
         params = _alpha_params(tau, v_th, t_ref)
         out = two_neuron_experiment(500.0 if dc is None else dc, 1000.0 if weight is None else weight,
-                                    delay, duration, dt, params)
+                                    delay, duration, dt, params,
+                                    device_delay=1.0 if device_delay is None else device_delay,
+                                    interval=interval)
         threshold, unit = params.V_th, "mV"
     else:
         from spikeverse.snn.neurons import dc_response
 
+        if interval is not None or device_delay is not None:
+            raise SpikeverseError("--interval and --device-delay apply to --model iaf_psc_alpha only")
         if model == "if" and (tau is not None or t_ref is not None):
             raise SpikeverseError("--tau and --t-ref apply to --model lif or iaf_psc_alpha only")
         threshold, unit = 1.0 if v_th is None else v_th, ""

@@ -12,12 +12,19 @@ Exact integration (Rotter & Diesmann 1999): (dI', I, V - E_L) evolves linearly, 
 is a fixed 3x3 propagator matrix, here ``matrix_exp`` of the system matrix (exact also when
 tau_m = tau_syn). The update order is that of NEST's ``iaf_psc_alpha::update``: V from the old
 currents (unless refractory, then the refractory count goes down), then the currents, then the
-spikes delivered in this step are added to dI', then the threshold check and reset. Time stamps
-follow NEST: a spike in step k is at (k + 1) h, a multimeter sample of step k is the state at
-(k + 1) h, and a spike sent in step k with a delay of d steps is delivered in step k + d.
+spikes delivered in this step are added to dI', then the threshold check and reset, and last
+the device current delivered in this step becomes the input current ``i_0`` of the next step
+(NEST's ``y0``). Time stamps follow NEST: a spike in step k is at (k + 1) h (the end of the step
+in which V crossed V_th), the state after step k is the multimeter's sample at (k + 1) h
+(sampled every ``interval`` ms: at interval, 2 interval, ...), and a spike or current sent in
+step k with a delay of d steps is delivered in step k + d.
 
-The DC current is NEST's ``I_e`` parameter, on from t = 0. (A ``dc_generator``, as in seed 002,
-reaches the neuron only after its connection delay, so NEST's spikes then come about 1 ms later.)
+Two kinds of DC input, as in NEST: the ``I_e`` parameter acts from step 0 (t = 0); a
+``dc_generator`` (seed 002) sends its current from step 0 over a connection with a delay (NEST's
+default 1.0 ms, d steps), so it is delivered in step d and acts on V from step d + 1, i.e. from
+t = delay + h. :func:`dc_generator_current` builds that input; :func:`two_neuron_experiment`
+uses it by default (``device_delay=1.0``), and ``device_delay=0`` gives the ``I_e`` variant.
+Checked against NEST 3.10 by ``benchmarks/nest_alpha.py`` (equal spike times, V_m to rounding).
 """
 
 from __future__ import annotations
@@ -112,12 +119,13 @@ class AlphaState(NamedTuple):
     di_in: Tensor
     i_in: Tensor
     refractory: Tensor  # remaining refractory steps (int64)
+    i_0: Tensor  # pA, device current of this step (NEST's y0: delivered in the previous step)
 
 
 def alpha_state(shape: tuple[int, ...], *, device=None, dtype=torch.float64) -> AlphaState:
-    """Neurons at rest (V_m = E_L, NEST's initial value) with no synaptic current."""
+    """Neurons at rest (V_m = E_L, NEST's initial value) with no synaptic or device current."""
     z = torch.zeros(shape, device=device, dtype=dtype)
-    return AlphaState(z, z, z, z, z, torch.zeros(shape, device=device, dtype=torch.int64))
+    return AlphaState(z, z, z, z, z, torch.zeros(shape, device=device, dtype=torch.int64), z)
 
 
 def _synapse(p: SynapsePropagator, di: Tensor, i: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
@@ -126,13 +134,15 @@ def _synapse(p: SynapsePropagator, di: Tensor, i: Tensor, w: Tensor) -> tuple[Te
 
 
 def iaf_psc_alpha_step(state: AlphaState, w_ex: Tensor, w_in: Tensor, prop: AlphaPropagators,
-                       params: AlphaParams) -> tuple[Tensor, AlphaState]:
+                       params: AlphaParams, current: Optional[Tensor] = None
+                       ) -> tuple[Tensor, AlphaState]:
     """One exact step of ``iaf_psc_alpha`` (NEST's update order). ``w_ex`` (>= 0) and ``w_in``
-    (<= 0) are the summed weights (pA) of the spikes delivered in this step. Returns
-    (spikes as a bool tensor, new state)."""
-    y, di_ex, i_ex, di_in, i_in, refr = state
+    (<= 0) are the summed weights (pA) of the spikes delivered in this step; ``current`` (pA,
+    None = 0) the device current delivered in this step, which acts on V from the next step.
+    Returns (spikes as a bool tensor, new state)."""
+    y, di_ex, i_ex, di_in, i_in, refr, i_0 = state
     free = refr == 0
-    y_new = (prop.p30 * params.I_e + prop.ex.p31 * di_ex + prop.ex.p32 * i_ex
+    y_new = (prop.p30 * (i_0 + params.I_e) + prop.ex.p31 * di_ex + prop.ex.p32 * i_ex
              + prop.inh.p31 * di_in + prop.inh.p32 * i_in + prop.expm1_m * y + y)
     y = torch.where(free, y_new, y)
     refr = torch.where(free, refr, refr - 1)
@@ -141,20 +151,49 @@ def iaf_psc_alpha_step(state: AlphaState, w_ex: Tensor, w_in: Tensor, prop: Alph
     spikes = y >= params.V_th - params.E_L
     y = torch.where(spikes, torch.full_like(y, params.V_reset - params.E_L), y)
     refr = torch.where(spikes, prop.ref_steps, refr)
-    return spikes, AlphaState(y, di_ex, i_ex, di_in, i_in, refr)
+    i_0 = torch.zeros_like(y) if current is None else torch.broadcast_to(current, y.shape)
+    return spikes, AlphaState(y, di_ex, i_ex, di_in, i_in, refr, i_0)
+
+
+def _multiple(interval: float, dt: float) -> Optional[int]:
+    k = round(interval / dt)
+    return k if k >= 1 and abs(k * dt - interval) <= 1e-9 * max(1.0, interval) else None
+
+
+def steps_of(interval: float, dt: float, what: str = "interval") -> int:
+    """``interval`` (ms) as a whole number (>= 1) of steps of ``dt``; NEST rejects other values."""
+    k = _multiple(interval, dt)
+    if k is None:
+        raise SpikeverseError(f"{what} ({interval} ms) must be a positive multiple of dt ({dt} ms)")
+    return k
+
+
+def dc_generator_current(amplitude: Tensor, steps: int, dt: float, delay: float = 1.0) -> Tensor:
+    """The input [steps, N] (pA) of NEST ``dc_generator``s of per-neuron ``amplitude`` [N],
+    started at t = 0 and connected with ``delay`` (ms, NEST's default 1.0, at least one step):
+    sent from step 0, each step's current is delivered ``round(delay / dt)`` steps later (and
+    then acts on V from the following step, see :func:`iaf_psc_alpha_step`)."""
+    amplitude = torch.as_tensor(amplitude, dtype=torch.float64).reshape(-1)
+    if not delay > 0:
+        raise SpikeverseError(f"a device's delay must be > 0 ms, got {delay}")
+    d = max(1, math.floor(delay / dt + 0.5))
+    out = torch.zeros(steps, amplitude.numel(), dtype=torch.float64)
+    out[d:] = amplitude
+    return out
 
 
 @dataclass
 class AlphaRecording:
-    """What NEST's multimeter (V_m every step) and spike_recorder would record."""
+    """What NEST's multimeter (V_m every ``interval`` ms) and spike_recorder would record."""
 
-    t: Tensor  # [steps] sample times (ms)
-    v_m: Tensor  # [steps, n] membrane potential (mV)
-    spikes: Tensor  # [steps, n] bool
+    t: Tensor  # [samples] multimeter sample times (ms): interval, 2 interval, ...
+    v_m: Tensor  # [samples, n] membrane potential (mV)
+    spikes: Tensor  # [steps, n] bool, step k stamped (k + 1) dt
+    dt: float
 
     def spike_times(self, neuron: int) -> Tensor:
-        """Spike times (ms) of one neuron."""
-        return self.t[self.spikes[:, neuron].cpu()]
+        """Spike times (ms) of one neuron: the end of the step in which V crossed V_th."""
+        return sample_times(self.spikes.shape[0], self.dt)[self.spikes[:, neuron].cpu()]
 
 
 class AlphaNetwork:
@@ -180,45 +219,69 @@ class AlphaNetwork:
                          for k in torch.unique(d[w != 0]).tolist()]
         self.ring = 1 + max((k for k, _, _ in self.by_delay), default=0)
 
-    def simulate(self, duration: float, stimulus: Optional[Tensor] = None) -> AlphaRecording:
+    def simulate(self, duration: float, stimulus: Optional[Tensor] = None,
+                 current: Optional[Tensor] = None, interval: Optional[float] = None) -> AlphaRecording:
         """Run from rest for ``duration`` ms. ``stimulus`` [steps, N]: summed weights (pA) of
-        external spikes delivered in each step (as a spike_generator's), split by sign."""
+        external spikes delivered in each step (as a spike_generator's), split by sign.
+        ``current`` [steps, N]: device current (pA) delivered in each step, e.g.
+        :func:`dc_generator_current`. V_m is sampled every ``interval`` ms (a multiple of dt;
+        None = every step), as NEST's multimeter."""
         steps = time_grid(duration, self.dt)
         shape = (steps, self.n)
-        if stimulus is not None and tuple(stimulus.shape) != shape:
-            raise SpikeverseError(f"stimulus must have shape {shape}, got {tuple(stimulus.shape)}")
+        every = 1 if interval is None else steps_of(interval, self.dt)
+        for name, x in (("stimulus", stimulus), ("current", current)):
+            if x is not None and tuple(x.shape) != shape:
+                raise SpikeverseError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
         kw = dict(device=self.device, dtype=self.dtype)
         stim = torch.zeros(shape, **kw) if stimulus is None else stimulus.to(**kw)
         stim_ex, stim_in = stim.clamp_min(0), stim.clamp_max(0)
+        cur = None if current is None else current.to(**kw)
         buf = torch.zeros(self.ring, 2, self.n, **kw)  # ring buffer: [slot, (ex, in), neuron]
         state = alpha_state((self.n,), **kw)
-        v_m = torch.empty(shape, **kw)
+        v_m = torch.empty(steps // every, self.n, **kw)
         spikes = torch.empty(shape, device=self.device, dtype=torch.bool)
         params = replace(self.params, I_e=torch.as_tensor(self.params.I_e, **kw))
         for k in range(steps):
             slot = buf[k % self.ring]
             w_ex, w_in = slot[0] + stim_ex[k], slot[1] + stim_in[k]
             slot.zero_()
-            s, state = iaf_psc_alpha_step(state, w_ex, w_in, self.prop, params)
+            s, state = iaf_psc_alpha_step(state, w_ex, w_in, self.prop, params,
+                                          None if cur is None else cur[k])
             sf = s.to(self.dtype)
             for d, w_pos, w_neg in self.by_delay:
                 buf[(k + d) % self.ring, 0] += sf @ w_pos
                 buf[(k + d) % self.ring, 1] += sf @ w_neg
-            v_m[k] = state.y + params.E_L
+            if (k + 1) % every == 0:
+                v_m[(k + 1) // every - 1] = state.y + params.E_L
             spikes[k] = s
-        return AlphaRecording(sample_times(steps, self.dt), v_m.cpu(), spikes.cpu())
+        t = sample_times(steps, self.dt)[every - 1::every][:steps // every]
+        return AlphaRecording(t, v_m.cpu(), spikes.cpu(), self.dt)
 
 
 def two_neuron_experiment(dc: float = 500.0, weight: float = 1000.0, delay: float = 1.0,
                           duration: float = 1000.0, dt: float = 0.1,
-                          params: AlphaParams = AlphaParams()) -> dict:
-    """Seed 002 sec. 3.1: neuron A driven by a DC current ``dc`` (pA) projects onto neuron B
-    with ``weight`` (pA) and ``delay`` (ms); V_m of both sampled every ``dt`` ms, spikes
-    recorded. Returns JSON-ready {"spikes": {"A", "B"} (ms), "v_m": {"t", "A", "B"} (mV), ...}."""
+                          params: AlphaParams = AlphaParams(), *, device_delay: float = 1.0,
+                          interval: Optional[float] = None) -> dict:
+    """Seed 002 sec. 3.1 as run in NEST: a ``dc_generator`` of ``dc`` pA connected to neuron A
+    with ``device_delay`` (ms; NEST's default 1.0; 0 = no device, ``dc`` as A's ``I_e``, on
+    from t = 0), A projecting onto neuron B with ``weight`` (pA) and ``delay`` (ms); a
+    multimeter samples V_m of both every ``interval`` ms (None: 0.1 ms as in seed 002, or dt
+    if dt is coarser), a spike_recorder records the spikes. Returns JSON-ready
+    {"spikes": {"A", "B"} (ms), "v_m": {"t", "A", "B"} (mV), ...}."""
+    if device_delay < 0:
+        raise SpikeverseError(f"device_delay must be >= 0 ms (0 = none), got {device_delay}")
+    if interval is None:  # seed 002's 0.1 ms where NEST allows it, else every step
+        check_dt(dt)
+        interval = 0.1 if _multiple(0.1, dt) else dt
+    steps = time_grid(duration, dt)
+    amp = torch.tensor([dc, 0.0], dtype=torch.float64)
+    i_e = amp if device_delay == 0 else torch.zeros(2, dtype=torch.float64)
+    current = None if device_delay == 0 else dc_generator_current(amp, steps, dt, device_delay)
     net = AlphaNetwork(torch.tensor([[0.0, weight], [0.0, 0.0]], dtype=torch.float64), delay,
-                       replace(params, I_e=torch.tensor([dc, 0.0], dtype=torch.float64)), dt)
-    rec = net.simulate(duration)
+                       replace(params, I_e=i_e), dt)
+    rec = net.simulate(duration, current=current, interval=interval)
     return {"model": "iaf_psc_alpha", "dc": dc, "weight": weight, "delay": delay,
-            "duration": duration, "dt": dt, "params": {**asdict(params), "I_e": [dc, 0.0]},
+            "device_delay": device_delay, "duration": duration, "dt": dt, "interval": interval,
+            "params": {**asdict(params), "I_e": i_e.tolist()},
             "spikes": {"A": rec.spike_times(0).tolist(), "B": rec.spike_times(1).tolist()},
             "v_m": {"t": rec.t.tolist(), "A": rec.v_m[:, 0].tolist(), "B": rec.v_m[:, 1].tolist()}}
