@@ -32,8 +32,9 @@ split between workers.
 Speed: a population is simulated as one batch, each row with its own weights (``torch.bmm``)
 and its own CartPole (:class:`CartPoleBatch`, gymnasium's CartPole-v1 dynamics in numpy); the
 input->hidden and hidden->motor currents of a whole window are one ``bmm`` each. An ES
-generation (32 individuals x 4 episodes + 20 for the mean, up to 500 steps) takes about 1 s on
-2 workers (benchmarks/results/cartpole_es_rstdp.md).
+generation (32 individuals x 4 episodes + 20 for the mean, up to 500 steps) took 0.93 s on
+2 workers for seed 0 (33 generations in 30.7 s, benchmarks/results/cartpole_es_rstdp_tuning_seeds.json;
+the untuned seeds' wall times on 1 worker are in benchmarks/results/cartpole_es_rstdp.json).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def quantize(w: Tensor) -> Tensor:
 @contextlib.contextmanager
 def single_thread():
     """torch on one thread inside the block: a window's tensors are a few KB, and on a busy
-    machine OpenMP's synchronisation made a decision 5-50x slower (measured on 2 cores)."""
+    machine OpenMP's synchronisation made a decision several times slower (not kept in a results file)."""
     n = torch.get_num_threads()
     if n > 1:
         torch.set_num_threads(1)

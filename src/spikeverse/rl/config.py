@@ -140,7 +140,7 @@ class DQNConfig:
 # DSQN changes to the DQN defaults (benchmarks/results/dsqn_cartpole.md): on CartPole one hidden
 # layer of 256 LIF neurons (its input current is computed once per window, so it also costs half of
 # two layers of 128), a larger learning rate (the calibrated initialisation makes the weights
-# about 3x larger), 30k steps with an evaluation every 1k (DSQN learning is noisier: more chances
+# larger), 30k steps with an evaluation every 1k (DSQN learning is noisier: more chances
 # to keep a good snapshot)
 _DSQN_DEFAULTS: dict[str, dict] = {
     "CartPole-v1": dict(hidden=(256,), lr=2e-3, total_steps=30_000, eval_interval=1_000),
