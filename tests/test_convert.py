@@ -180,12 +180,8 @@ def test_robust_readout_and_ties():
     _, flat = _flat_mlp()
     obs = torch.rand(64, 4)
     snn, _ = convert_tan(flat, percentile=100, timesteps=40, stats=activation_stats(flat, obs, 99))
-    q = snn.q_values(obs)
-    rec, T = snn.last_record, 40
-    assert torch.equal(q, rec.spike_counts[-1] / T + rec.final_v[-1] / (T * 1.0))
-    snn.readout = "rate"
-    assert torch.equal(snn.q_values(obs), rec.spike_counts[-1] / T)
-    snn.readout = "membrane"  # mean input current: equals robust up to rounding
+    q = snn.q_values(obs)  # (the hand-computed values of every readout: the test below)
+    snn.readout = "membrane"  # mean input current: equals robust (V_thr = 1) up to rounding
     torch.testing.assert_close(snn.q_values(obs), q)
     with pytest.raises(SpikeverseError):
         snn.readout = "softmax"
@@ -200,6 +196,61 @@ def test_robust_readout_and_ties():
     assert tie.q_values(x).tolist() == [[2.0, 2.0]]
     tie.readout = "robust"
     assert tie.q_values(x).tolist() == [[0.25, 0.3125]] and int(tie.q_values(x).argmax()) == 1
+
+
+def _constructed_snn(readout="robust", v_init=0.0):
+    """x = 1 -> 1 hidden IF neuron (current 3/16 per step) -> 2 output IF neurons (weights 1/2 and
+    3/8, biases 1/16 and 0); V_thr = 1/2, T = 7. Dyadic currents, so every value below is exact:
+    hidden V: 3/16, 3/8, 9/16 -> spike at t = 3 (V 1/16), 1/4, 7/16, 5/8 -> spike at t = 6 (V 1/8),
+    5/16 at t = 7: 2 spikes, V(T) = 5/16. (With V(0) = 1/32 everywhere the spike times stay, and
+    every V(T) is 1/32 higher: hidden 11/32, outputs 15/32 and 9/32.)
+    output 0 (current 1/16, + 1/2 at t = 3, 6): 1/16, 1/8, 11/16 -> spike (3/16), 1/4, 5/16,
+    7/8 -> spike (3/8), 7/16: N = 2, V(T) = 7/16.
+    output 1 (3/8 at t = 3, 6 only): 0, 0, 3/8, 3/8, 3/8, 3/4 -> spike (1/4), 1/4: N = 1, V(T) = 1/4."""
+    l1, l2 = nn.Linear(1, 1), nn.Linear(1, 2)
+    with torch.no_grad():
+        l1.weight.fill_(3 / 16)
+        l1.bias.zero_()
+        l2.weight.copy_(torch.tensor([[1 / 2], [3 / 8]]))
+        l2.bias.copy_(torch.tensor([1 / 16, 0.0]))
+    return SpikingQNetwork(from_module(nn.Sequential(l1, nn.ReLU(), l2), input_shape=(1,)), timesteps=7,
+                           readout=readout, v_th=0.5, v_init=v_init)
+
+
+@pytest.mark.parametrize("readout, v_init, expected", [
+    ("count", 0.0, [2.0, 1.0]),
+    ("rate", 0.0, [2 / 7, 1 / 7]),
+    # eq. 17: N/T + V(T)/(T V_thr) = (2 + (7/16)/(1/2)) / 7 and (1 + (1/4)/(1/2)) / 7
+    ("robust", 0.0, [(2 + 7 / 8) / 7, (1 + 1 / 2) / 7]),
+    ("robust", 1 / 32, [(2 + 15 / 16) / 7, (1 + 9 / 16) / 7]),
+    # (V(T) - V(0) + V_thr N) / T = the mean input current: (7/16 + 1) / 7 = (7 x 1/16 + 2 x 1/2) / 7,
+    # whatever V(0) (here V_thr x robust, as V_thr = 1/2)
+    ("membrane", 0.0, [(7 / 16 + 1) / 7, (1 / 4 + 1 / 2) / 7]),
+    ("membrane", 1 / 32, [(7 / 16 + 1) / 7, (1 / 4 + 1 / 2) / 7]),
+])
+def test_readouts_of_a_constructed_snn_are_hand_computed(readout, v_init, expected):
+    snn = _constructed_snn(readout, v_init)
+    q = snn.q_values(torch.ones(2, 1))
+    torch.testing.assert_close(q, torch.tensor([expected, expected]), rtol=1e-6, atol=0)
+    rec = snn.last_record
+    assert [c[0].tolist() for c in rec.spike_counts] == [[2.0], [2.0, 1.0]]
+    v = [[5 / 16], [7 / 16, 1 / 4]] if v_init == 0 else [[11 / 32], [15 / 32, 9 / 32]]
+    assert [f[0].tolist() for f in rec.final_v] == v
+
+
+def test_energy_of_a_constructed_snn_is_hand_counted():
+    """Per decision: the hidden neuron's 2 spikes each reach 2 output neurons = 4 accumulates; the
+    analog input costs 1 MAC (1 input x 1 hidden neuron, once per window); output spikes reach
+    nothing. Energy (0.9 x 4 + 4.6 x 1) pJ = 8.2 pJ; the ANN: 1 + 2 MACs = 13.8 pJ."""
+    snn = _constructed_snn()
+    snn.q_values(torch.ones(5, 1))
+    d = snn.diagnostics()
+    assert d["synops_per_decision"] == 4.0 and d["macs_per_decision"] == 1.0
+    assert [l["synops_per_decision"] for l in d["layers"]] == [0.0, 4.0]
+    assert [l["spikes_per_decision"] for l in d["layers"]] == [2.0, 3.0]
+    assert d["layers"][0]["firing_rate"] == pytest.approx(2 / 7) and d["layers"][1]["firing_rate"] == pytest.approx(3 / 14)
+    assert d["energy_uJ_per_decision"] == pytest.approx(8.2e-6, rel=1e-12)
+    assert d["ann_macs_per_decision"] == 3 and d["ann_energy_uJ_per_decision"] == pytest.approx(13.8e-6, rel=1e-12)
 
 
 def test_synops_and_energy_are_consistent():
@@ -292,9 +343,24 @@ def test_convert_and_evaluate_cli(tmp_path, capsys):
     for key in ("conversion_rate", "timesteps", "synops_per_decision", "energy_uJ_per_decision",
                 "ann_macs_per_decision", "ann_energy_uJ_per_decision", "ann_mean", "ann_std", "energy_convention"):
         assert key in res, key
-    assert res["agent"] == "snn" and res["timesteps"] == 32 and 0.0 <= res["conversion_rate"] <= 1.0
+    assert res["agent"] == "snn" and res["timesteps"] == 32
+    assert res["conversion_rate"] == sum(res["agreements"]) / sum(res["decisions"])
     assert res["energy_uJ_per_decision"] == pytest.approx(
         (0.9 * res["synops_per_decision"] + 4.6 * res["macs_per_decision"]) * 1e-6)
+
+    # the conversion rate is the SNN's agreement with the saved source ANN along the played episodes:
+    # the same protocol through the library, with the ANN in the shadow, gives the same number, and
+    # at T = 2 the SNN disagrees sometimes (so an SNN compared with itself, CR = 1, would be caught)
+    rc = main(["evaluate", str(snn_dir), "--episodes", "2", "--json", "--device", "cpu", "--num-envs", "2",
+               "--timesteps", "2"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    short = json.loads(out)
+    snn, _ = load_snn(snn_dir)
+    snn.timesteps = 2
+    ref = evaluate(snn, "CartPole-v1", episodes=2, num_envs=2, seed=0, epsilon=0.05, shadow=load_ann(snn_dir))
+    assert short["conversion_rate"] == ref.conversion_rate and short["decisions"] == ref.decisions
+    assert 0.0 < short["conversion_rate"] < 1.0
 
     # a plain state dict (CleanRL names) with --env; default output folder next to the file
     torch.manual_seed(0)
