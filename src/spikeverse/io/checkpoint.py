@@ -8,6 +8,7 @@ never a mix. No pickle is involved anywhere: tensors are safetensors, the rest i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -53,8 +54,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Save ``tensors`` and JSON-serialisable ``meta`` to one safetensors file, atomically."""
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    header = {"format": FORMAT, "version": VERSION, **meta}
+    header = {"format": FORMAT, "version": VERSION, **meta, "sha256": _payload_digest(st_save(flat))}
     atomic_write_bytes(path, st_save(flat, metadata={_META_KEY: json.dumps(header)}))
+
+
+def _payload_digest(data: bytes) -> str:
+    """SHA-256 of the tensor bytes of a safetensors file (everything after its header), so that
+    flipped bits in the weights are caught, not only a broken header or a truncated file."""
+    return hashlib.sha256(memoryview(data)[8 + _header_length(data[:8], len(data)):]).hexdigest()
 
 
 def _resolve(path: str | os.PathLike) -> Path:
@@ -66,18 +73,21 @@ def _resolve(path: str | os.PathLike) -> Path:
     return path
 
 
-def _validated_meta(path: Path, meta_raw: dict[str, str] | None, kind: str | None) -> dict[str, Any]:
+def _validated_meta(path: Path, meta_raw: Any, kind: str | None) -> dict[str, Any]:
     """The spikeverse metadata of a safetensors header, or a one-line error."""
-    if not meta_raw or _META_KEY not in meta_raw:
+    if not isinstance(meta_raw, dict) or not isinstance(meta_raw.get(_META_KEY), str):
         raise SpikeverseError(f"{path} is a safetensors file but not a spikeverse checkpoint")
     try:
         meta = json.loads(meta_raw[_META_KEY])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise SpikeverseError(f"{path} has corrupted spikeverse metadata") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise SpikeverseError(f"{path} is not a spikeverse checkpoint")
-    if meta.get("version", 0) > VERSION:
-        raise SpikeverseError(f"{path} was written by a newer spikeverse (format version {meta['version']})")
+    version = meta.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SpikeverseError(f"{path} has corrupted spikeverse metadata (format version {version!r})")
+    if version > VERSION:
+        raise SpikeverseError(f"{path} was written by a newer spikeverse (format version {version})")
     if kind is not None and meta.get("kind") != kind:
         raise SpikeverseError(f"{path} holds a '{meta.get('kind')}' checkpoint, expected '{kind}'")
     return meta
@@ -91,13 +101,17 @@ def read_checkpoint_meta(path: str | os.PathLike, kind: str | None = None) -> di
     """The metadata of a checkpoint, reading only its header (to dispatch on ``kind`` cheaply).
     The tensors are checked by :func:`load_checkpoint`."""
     path = _resolve(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-        n = int.from_bytes(head, "little") if len(head) == 8 else -1
-        try:
-            return _validated_meta(path, _read_metadata(head + f.read(max(n, 0))), kind)
-        except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise _unreadable(path, e) from None
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = _header_length(head, size)
+            meta_raw = _read_metadata(head + f.read(n))
+    except OSError as e:
+        raise SpikeverseError(f"cannot read {path}: {e.strerror or e}") from None
+    except _DECODE_ERRORS as e:
+        raise _unreadable(path, e) from None
+    return _validated_meta(path, meta_raw, kind)
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -107,27 +121,46 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> tuple[d
     file, a checkpoint of another ``kind``, or tensors holding NaN/inf.
     """
     path = _resolve(path)
-    data = path.read_bytes()
     try:
-        tensors = st_load(data)
+        data = path.read_bytes()
+    except OSError as e:
+        raise SpikeverseError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        _header_length(data[:8], len(data))  # before safetensors, which would allocate a bogus length
         meta_raw = _read_metadata(data)
-    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        tensors = st_load(data)
+    except (SafetensorError, *_DECODE_ERRORS) as e:
         raise _unreadable(path, e) from None
     meta = _validated_meta(path, meta_raw, kind)
+    if "sha256" in meta and meta["sha256"] != _payload_digest(data):  # files of before the digest have none
+        raise SpikeverseError(f"{path} is corrupted (its tensor bytes do not match the checksum it was saved with)")
     for name, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise SpikeverseError(f"{path}: tensor '{name}' contains NaN or infinite values")
     return tensors, meta
 
 
-def _read_metadata(data: bytes) -> dict[str, str] | None:
-    """The ``__metadata__`` block of a safetensors header."""
-    if len(data) < 8:
+# every way the bytes of a truncated, corrupted or foreign file can fail to decode
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, OverflowError, MemoryError, RecursionError, UnicodeDecodeError)
+
+
+def _header_length(head: bytes, size: int) -> int:
+    """The JSON header length of a safetensors file of ``size`` bytes (its first 8 bytes, little endian)."""
+    if len(head) < 8:
         raise ValueError("file too short")
-    n = int.from_bytes(data[:8], "little")
-    if n <= 0 or 8 + n > len(data):
+    n = int.from_bytes(head[:8], "little")
+    if n <= 0 or 8 + n > size:
         raise ValueError("header length out of range")
-    return json.loads(data[8 : 8 + n].decode("utf-8")).get("__metadata__")
+    return n
+
+
+def _read_metadata(data: bytes) -> Any:
+    """The ``__metadata__`` block of a safetensors header (None when it has none)."""
+    n = _header_length(data[:8], len(data))
+    header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    return header.get("__metadata__")
 
 
 def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

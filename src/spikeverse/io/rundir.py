@@ -30,10 +30,22 @@ def write_config(run_dir: str | os.PathLike, config: dict[str, Any]) -> None:
 
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The config of ``run_dir`` (None when it has no config.yaml). A config.yaml that is not a
+    YAML mapping (corrupted, truncated, foreign) is a one-line error, never silently replaced:
+    every command reads run directories through here."""
     p = Path(run_dir) / CONFIG
     if not p.is_file():
         return None
-    return yaml.safe_load(p.read_text())
+    from spikeverse.errors import SpikeverseError
+
+    try:
+        cfg = yaml.safe_load(p.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        reason = getattr(e, "problem", None) or getattr(e, "strerror", None) or type(e).__name__
+        raise SpikeverseError(f"{p} is corrupted ({reason}); fix or remove it, or use another directory") from None
+    if not isinstance(cfg, dict):
+        raise SpikeverseError(f"{p} is corrupted (not a mapping of options); fix or remove it, or use another directory")
+    return cfg
 
 
 def require_config(run_dir: str | os.PathLike, what: str = "run") -> dict[str, Any]:
@@ -61,12 +73,15 @@ class MetricsWriter:
     """Append rows to a CSV file with a fixed header, flushing each row.
 
     ``truncate_after(step)`` drops rows logged after the step of the checkpoint a run resumes
-    from, so a resumed run's metrics have no duplicated steps.
+    from, so a resumed run's metrics have no duplicated steps. ``fresh=True`` (a run starting
+    from step 0: no checkpoint, e.g. killed before its first one) drops every old row instead.
     """
 
-    def __init__(self, path: str | os.PathLike, fields: Iterable[str]):
+    def __init__(self, path: str | os.PathLike, fields: Iterable[str], *, fresh: bool = False):
         self.path = Path(path)
         self.fields = list(fields)
+        if fresh:
+            self.path.unlink(missing_ok=True)
         new = not self.path.is_file() or self.path.stat().st_size == 0
         self._f = open(self.path, "a", newline="")
         self._w = csv.DictWriter(self._f, fieldnames=self.fields, extrasaction="ignore")
