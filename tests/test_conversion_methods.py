@@ -43,9 +43,13 @@ def test_naive_scales_weights_and_uses_lif_with_poisson_input():
     neurons = [m for m in snn.layers if isinstance(m, (IFNeuron, LIFNeuron))]
     assert len(neurons) == 3 and all(isinstance(m, LIFNeuron) for m in neurons)
     assert snn.encoding == "poisson" and snn.input_scale == pytest.approx(float(obs.abs().max()))
+    snn.reset_generator()
     q = snn.q_values(obs[:16])
     assert q.shape == (16, 3) and torch.all(q == q.round()) and snn.diagnostics()["macs_per_decision"] == 0
-    assert snn.diagnostics()["layers"][0]["synops_per_decision"] > 0  # input spikes x fan-out
+    snn.reset_generator()  # the same Poisson input again: each input spike reaches the 32 hidden neurons
+    input_spikes = int(snn.encode(obs[:16], 50).ne(0).sum())
+    assert input_spikes > 0
+    assert snn.diagnostics()["layers"][0]["synops_per_decision"] == pytest.approx(input_spikes * 32 / 16)
 
 
 def test_poisson_input_is_unbiased_signed_and_seeded():
@@ -105,9 +109,81 @@ def test_finetune_recovers_the_teachers_actions():
     teacher = _flat((4, 32, 32, 2), seed=3)
     obs = torch.randn(3000, 4)
     lams = activation_stats(teacher, obs, 99).lambdas(99.9)[:-1]
-    ft = qcfs_finetune(teacher, obs, lams, levels=8, steps=350, seed=0)
-    assert ft.agreement_after > ft.agreement_before and ft.agreement_after >= 0.9
+    ft = qcfs_finetune(teacher, obs, lams, levels=8, steps=350, seed=0, progress=False)
+    assert ft.test_agreement > ft.test_before and ft.test_agreement >= 0.9
+    assert ft.validation_agreement >= ft.validation_before
     assert [len(lam) for lam in ft.lambdas] == [32, 32] and all(min(lam) > 0 for lam in ft.lambdas)
+
+
+class _Recorder:
+    """Forward pre-hook on the teacher, which the QCFS student inherits (a deep copy): every batch
+    either network sees, with whether gradients were on (training) or off (agreement checks)."""
+
+    def __init__(self, teacher, obs):
+        self.teacher, self.calls = teacher, []
+        self.row = {tuple(r.tolist()): i for i, r in enumerate(obs)}
+        teacher.register_forward_pre_hook(self)
+
+    def __deepcopy__(self, memo):  # the student's copy of the hook records here too
+        return self
+
+    def __call__(self, module, args):
+        rows = {self.row[tuple(r.tolist())] for r in args[0]}
+        self.calls.append(("teacher" if module is self.teacher else "student", torch.is_grad_enabled(), rows))
+
+
+def test_finetune_selects_on_validation_and_reports_on_unseen_test_frames():
+    teacher = _flat((4, 16, 16, 3), seed=4)
+    obs = torch.randn(400, 4)
+    lams = activation_stats(teacher, obs, 99).lambdas(99.9)[:-1]
+    rec = _Recorder(teacher, obs)
+    ft = qcfs_finetune(teacher, obs, lams, levels=4, steps=60, batch_size=64, checks=6, validation=0.15, test=0.2,
+                       seed=1, progress=False)
+    train, val, test = (set(ft.splits[k].tolist()) for k in ("train", "validation", "test"))
+    assert (len(train), len(val), len(test)) == (260, 60, 80) and ft.split_sizes["test"] == 80
+    assert not (train & val or train & test or val & test) and train | val | test == set(range(400))
+    learned = [r for who, grad, r in rec.calls if who == "student" and grad]
+    labelled = [r for who, grad, r in rec.calls if who == "teacher" and r & train]
+    checks = [r for who, grad, r in rec.calls if who == "student" and not grad]
+    assert len(learned) == 60 and all(r <= train for r in learned)  # the training steps see train frames only
+    assert labelled and all(r <= train for r in labelled)
+    # agreement checks: the validation split before, at each of the 6 checks (the selection), and the
+    # test split twice, before and for the kept weights at the end; never test frames during selection
+    assert [("val" if r == val else "test" if r == test else "other") for r in checks] == \
+        ["val", "test"] + ["val"] * 6 + ["test"]
+    # the reported numbers are the kept network's agreement on exactly those frames
+    from spikeverse.convert.qcfs import qcfs_network
+
+    kept = qcfs_network(ft.net, ft.lambdas, 4).eval()
+    for idx, value in ((ft.splits["test"], ft.test_agreement), (ft.splits["validation"], ft.validation_agreement)):
+        assert agreement(kept, teacher, obs[idx]) == pytest.approx(value, abs=1e-12)
+    with pytest.raises(SpikeverseError, match="validation and test"):
+        qcfs_finetune(teacher, obs, lams, validation=0.5, test=0.5, steps=1)
+    with pytest.raises(SpikeverseError, match="frames to train on"):
+        qcfs_finetune(teacher, obs[:2], lams, steps=1)
+
+
+def test_finetune_reports_its_progress(capsys):
+    teacher = _flat((4, 8, 8, 2), seed=6)
+    obs = torch.randn(200, 4)
+    lams = activation_stats(teacher, obs, 99).lambdas(99.9)[:-1]
+    qcfs_finetune(teacher, obs, lams, levels=4, steps=20, batch_size=32, checks=4)  # progress None: lines off a tty
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("fine-tune:")]
+    assert lines and lines[-1].startswith("fine-tune: 20/20 step (100%) loss=") and " agreement=" in lines[-1]
+    qcfs_finetune(teacher, obs, lams, levels=4, steps=20, batch_size=32, progress=False)
+    assert "fine-tune" not in capsys.readouterr().err
+
+
+def test_fast_method_records_its_splits_and_test_agreement():
+    teacher = _flat((4, 16, 16, 2), seed=5)
+    obs = torch.randn(500, 4)
+    stats = activation_stats(teacher, obs, 99)
+    stats.observations = obs
+    _, info = convert_ann(teacher, method="fast", stats=stats, levels=4, finetune_steps=20, finetune_frames=300)
+    q = info["qcfs"]
+    assert q["splits"] == {"train": 240, "validation": 30, "test": 30} and q["frames"] == 300
+    assert 0.0 < q["test_agreement"] <= 1.0 and 0.0 < q["validation_agreement"] <= 1.0
+    assert "heldout_agreement_after" not in q
 
 
 def test_fast_beats_tan_at_short_windows():
@@ -164,7 +240,9 @@ def test_unknown_method_and_bad_options():
 
 
 def test_cli_converts_with_each_method(tmp_path, capsys):
+    from spikeverse.convert import load_ann
     from spikeverse.rl.config import DQNConfig
+    from spikeverse.rl.evaluation import evaluate
     from spikeverse.rl.train import train_dqn
 
     run = tmp_path / "dqn"
@@ -178,7 +256,10 @@ def test_cli_converts_with_each_method(tmp_path, capsys):
         rc = main(["evaluate", summary["snn_dir"], "--episodes", "1", "--json", "--device", "cpu"])
         out, err = capsys.readouterr()
         assert rc == 0, err
-        assert 0.0 <= json.loads(out)["conversion_rate"] <= 1.0
+        # the CLI's conversion rate is the library's, with the saved source ANN in the shadow
+        snn, _ = load_snn(summary["snn_dir"])
+        ref = evaluate(snn, "CartPole-v1", episodes=1, seed=0, shadow=load_ann(summary["snn_dir"]))
+        assert json.loads(out)["conversion_rate"] == ref.conversion_rate is not None
     assert summary["timesteps"] == 32 and summary["qcfs"]["levels"] == 4
     rc = main(["convert", str(run), "--method", "naive", "--scales", "ten", "--frames", "10"])
     assert rc == 2 and "--scales" in capsys.readouterr().err

@@ -147,8 +147,8 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
     if levels > 0:
         if finetune_frames is None:
             finetune_frames = default_finetune_frames(ann.input_shape)
-        if finetune_frames < 2:
-            raise SpikeverseError(f"--finetune-frames must be >= 2, got {finetune_frames}")
+        if finetune_frames < 3:  # train, validation and test frames
+            raise SpikeverseError(f"--finetune-frames must be >= 3, got {finetune_frames}")
         obs = stats.observations
         if obs is None or obs.shape[0] < finetune_frames:
             if env_id is None:
@@ -163,7 +163,8 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
                            channel_wise=channel_wise, seed=seed)
         source, lambdas = ft.net, ft.lambdas + lambdas[-1:]
         finetune = dict(levels=levels, train_levels=train_levels, steps=finetune_steps, frames=ft.frames, channel_wise=channel_wise,
-                        heldout_agreement_before=ft.agreement_before, heldout_agreement_after=ft.agreement_after)
+                        splits=ft.split_sizes, validation_agreement=ft.validation_agreement,
+                        test_agreement_before=ft.test_before, test_agreement=ft.test_agreement)
     snn = SpikingQNetwork(normalize(source, lambdas), timesteps, readout, lambdas=lambdas, v_init=v_init,
                           early_decision=early_decision).to(ann.device)
     info = dict(method="fast", percentile=float(percentile), lambdas=lambdas, qcfs=finetune,

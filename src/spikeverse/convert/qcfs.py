@@ -15,6 +15,11 @@ the deeper ones are close at T of a few L.
 The fine-tune is a distillation: the QCFS network learns the *original* DQN's Q-values on frames
 the DQN played (the frames collected for normalization), so that the spiking agent agrees with
 the DQN the user trained, not with a new network.
+
+The frames are split three ways (seeded): the fine-tune trains on one part, picks its best
+checkpoint by the agreement on a validation part, and reports the agreement on a test part
+that neither training nor the selection has seen (the validation number is optimistic: it is the
+maximum over the checkpoints).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from torch.nn import functional as F
 
 from spikeverse.convert.graph import FlatQNetwork
 from spikeverse.errors import SpikeverseError
+from spikeverse.progress import Progress
 
 
 class QCFS(nn.Module):
@@ -53,10 +59,17 @@ class FineTuneResult:
     net: FlatQNetwork  # the fine-tuned network with plain ReLUs back in place (weights only)
     lambdas: list[float | list[float]]  # trained lambda per hidden layer (a list per channel if channel-wise)
     levels: int
-    agreement_before: float  # held-out argmax agreement of the QCFS network with the DQN, before
-    agreement_after: float  # ... and after the fine-tune
+    validation_before: float  # argmax agreement of the QCFS network with the DQN on the validation frames, before
+    validation_agreement: float  # ... of the selected (best on validation) checkpoint
+    test_before: float  # the same on the test frames (seen by neither training nor the selection), before
+    test_agreement: float  # ... and of the selected checkpoint: the number to report
     steps: int
     frames: int
+    splits: dict[str, torch.Tensor]  # indices into the observations: train, validation, test (disjoint)
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return {k: int(v.numel()) for k, v in self.splits.items()}
 
 
 def qcfs_network(ann: FlatQNetwork, lambdas: list, levels: int, channel_wise: bool = False) -> FlatQNetwork:
@@ -96,31 +109,40 @@ def _agreement(a: nn.Module, b: nn.Module, obs: torch.Tensor, batch: int = 2048)
 
 def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[float], *, levels: int = 32,
                   steps: int = 50_000, batch_size: int = 256, lr: float = 3e-3, margin_weight: float = 20.0,
-                  channel_wise: bool = True, train_levels: Sequence[int] | None = None, holdout: float = 0.1,
-                  checks: int = 20, seed: int = 0) -> FineTuneResult:
+                  channel_wise: bool = True, train_levels: Sequence[int] | None = None, validation: float = 0.1,
+                  test: float = 0.1, checks: int = 20, seed: int = 0, progress: bool | None = None) -> FineTuneResult:
     """Distil ``ann`` into its QCFS version (hidden thresholds start at ``lambdas``, e.g. the
     99.9th percentiles) on ``observations`` [N, ...]: ``steps`` Adam steps on minibatches of
 
         mean_a (Q_qcfs(s, a) - Q(s, a))^2 / s_Q^2  +  margin_weight * CE(Q_qcfs(s) / s_Q, argmax_a Q(s, a))
 
     (s_Q: the standard deviation of the DQN's Q-values; the cross-entropy term keeps the greedy
-    action, which is what the agent's agreement measures), cosine learning-rate decay. The
-    agreement on ``holdout`` of the frames is checked ``checks`` times (at ``levels``); the best
-    weights are kept. ``train_levels``: each step quantizes with one of these L's, drawn at
+    action, which is what the agent's agreement measures), cosine learning-rate decay. The frames
+    are split at random into ``validation`` and ``test`` fractions (at least one frame each) and
+    the training rest; the agreement on the validation frames is checked ``checks`` times (at
+    ``levels``) and the best weights are kept; the agreement of the kept weights on the test frames
+    is the reported one. ``train_levels``: each step quantizes with one of these L's, drawn at
     random, so that the SNN is good at every T = L of them, not only at T = ``levels``.
+    ``progress``: the ``fine-tune`` reporter (None: a bar on a terminal, lines otherwise).
     Returns the fine-tuned weights, with ReLUs, and the trained lambdas."""
     if levels < 1:
         raise SpikeverseError(f"QCFS levels must be >= 1, got {levels}")
     if steps < 0:
         raise SpikeverseError(f"fine-tune steps must be >= 0, got {steps}")
     device = ann.device
+    if not (0.0 < validation < 1.0 and 0.0 < test < 1.0 and validation + test < 1.0):
+        raise SpikeverseError(f"the fine-tune's validation and test fractions must be in (0, 1) with a sum < 1, "
+                              f"got {validation} and {test}")
     obs = torch.as_tensor(observations).to(device, torch.float32)
-    if obs.shape[0] < 2:
-        raise SpikeverseError("the QCFS fine-tune needs at least 2 observations")
+    n = obs.shape[0]
+    n_val, n_test = max(1, int(validation * n)), max(1, int(test * n))
+    if n - n_val - n_test < 1:
+        raise SpikeverseError(f"the QCFS fine-tune needs frames to train on besides its validation and test frames, "
+                              f"got {n} observations")
     gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(obs.shape[0], generator=gen).to(device)
-    n_val = max(1, int(holdout * obs.shape[0]))
-    val, train = obs[perm[:n_val]], obs[perm[n_val:]]
+    perm = torch.randperm(n, generator=gen)
+    splits = {"train": perm[n_val + n_test:], "validation": perm[:n_val], "test": perm[n_val:n_val + n_test]}
+    train, val, test_obs = (obs[splits[k].to(device)] for k in ("train", "validation", "test"))
     teacher = ann.eval()
     with torch.no_grad():
         q_train = torch.cat([teacher(train[i:i + 4096]) for i in range(0, train.shape[0], 4096)])
@@ -128,43 +150,53 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     target_a = q_train.argmax(-1)
     student = qcfs_network(ann, lambdas, levels, channel_wise).to(device).train()
     before = _agreement(student, teacher, val)
+    test_before = _agreement(student, teacher, test_obs)
     best, best_state = before, copy.deepcopy(student.state_dict())
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
     check_every = max(1, steps // max(1, checks))
     torch.manual_seed(seed)
     done = 0
-    while done < steps:
-        order = torch.randperm(train.shape[0], generator=gen).to(device)
-        for i in range(0, train.shape[0], batch_size):
-            idx = order[i:i + batch_size]
-            if train_levels:
-                _set_levels(student, int(train_levels[int(torch.randint(len(train_levels), (1,), generator=gen))]))
-            q = student(train[idx])
-            loss = F.mse_loss(q / scale, q_train[idx] / scale)
-            if margin_weight:
-                loss = loss + margin_weight * F.cross_entropy(q / scale, target_a[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                for m in student.layers:
-                    if isinstance(m, QCFS):
-                        m.lam.clamp_(min=1e-3)
-            done += 1
-            if done % check_every == 0 or done == steps:
-                _set_levels(student, levels)
-                acc = _agreement(student, teacher, val)
-                if acc > best:
-                    best, best_state = acc, copy.deepcopy(student.state_dict())
-            if done >= steps:
-                break
+    report = Progress(steps, "fine-tune", unit="step", enabled=progress)
+    try:
+        while done < steps:
+            order = torch.randperm(train.shape[0], generator=gen).to(device)
+            for i in range(0, train.shape[0], batch_size):
+                idx = order[i:i + batch_size]
+                if train_levels:
+                    _set_levels(student, int(train_levels[int(torch.randint(len(train_levels), (1,), generator=gen))]))
+                q = student(train[idx])
+                loss = F.mse_loss(q / scale, q_train[idx] / scale)
+                if margin_weight:
+                    loss = loss + margin_weight * F.cross_entropy(q / scale, target_a[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                with torch.no_grad():
+                    for m in student.layers:
+                        if isinstance(m, QCFS):
+                            m.lam.clamp_(min=1e-3)
+                done += 1
+                if done % check_every == 0 or done == steps:  # selection: on the validation frames only
+                    _set_levels(student, levels)
+                    acc = _agreement(student, teacher, val)
+                    if acc > best:
+                        best, best_state = acc, copy.deepcopy(student.state_dict())
+                    report.update(1, loss=round(loss.item(), 4), agreement=round(best, 4))
+                else:
+                    report.update(1)
+                if done >= steps:
+                    break
+    finally:
+        report.close()
     student.load_state_dict(best_state)
+    _set_levels(student, levels)
     student.eval()
+    test_after = _agreement(student, teacher, test_obs)  # the kept weights on frames never used before
     lams = [m.lam.detach().cpu().tolist() for m in student.layers if isinstance(m, QCFS)]
     plain = copy.deepcopy(ann)
     for dst, src in zip(plain.layers, student.layers):
         if isinstance(dst, (nn.Conv2d, nn.Linear)):
             dst.load_state_dict(src.state_dict())
-    return FineTuneResult(plain.eval(), lams, levels, before, best, steps, int(obs.shape[0]))
+    return FineTuneResult(plain.eval(), lams, levels, before, best, test_before, test_after, steps, int(n), splits)
