@@ -49,6 +49,20 @@ def test_window_matches_formula_and_causal_potentiates():
     assert (dw[dts > 0] > 0).all() and (dw[dts < 0] < 0).all() and dw[dts == 0].item() == 0
 
 
+@pytest.mark.parametrize("t_pre, t_post", [(3, 10), (10, 3), (0, 1), (5, 45)])
+def test_pair_stdp_one_pair_by_hand(t_pre, t_post):
+    """One pre and one post spike, dt = 0.5 ms: pre before post potentiates by exactly
+    A+ exp(-(t_post - t_pre)/tau+), post before pre depresses by A- exp(-(t_pre - t_post)/tau-);
+    nothing changes before the second spike."""
+    a_p, a_m, tau_p, tau_m, dt = 0.01, 0.013, 12.0, 25.0, 0.5
+    rule = PairSTDP(a_plus=a_p, a_minus=a_m, tau_plus=tau_p, tau_minus=tau_m, dt=dt)
+    w = simulate(rule, torch.full((1, 1), 0.5, dtype=F64), one_hot_train(60, [t_pre]), one_hot_train(60, [t_post]))
+    gap = abs(t_post - t_pre) * dt
+    dw = a_p * math.exp(-gap / tau_p) if t_post > t_pre else -a_m * math.exp(-gap / tau_m)
+    assert w[max(t_pre, t_post) - 1].item() == 0.5
+    assert w[-1].item() - 0.5 == pytest.approx(dw, rel=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_pair_stdp_online_equals_sum_over_all_pairs(dtype):
     rule = PairSTDP(a_plus=0.01, a_minus=0.013, tau_plus=12.0, tau_minus=25.0, dt=0.5,
@@ -84,6 +98,32 @@ def test_trace_stdp_experiment_seed_defaults():
     assert run.pre_spikes.sum() > 5 and run.post_spikes.sum() > 5
     spikes = run.pre_spikes.nonzero().flatten()
     assert run.k_pre[spikes[0]] == 1 and run.k_pre[spikes[0] - 1] == 0  # each spike adds 1
+
+
+@pytest.mark.parametrize("rule", [None, TraceSTDP(tau_tr_post=35.0, lam=0.02)])
+def test_trace_stdp_experiment_follows_its_spike_trains(rule):
+    """The recorded traces are sum_{t_s <= t} exp(-(t - t_s)/tau) over the run's own spikes, and
+    the weight moves only at spikes: up at a post spike (after a pre spike), down at a pre spike
+    (after a post spike), by the hand formulas of seed 002 at the first of each."""
+    run = trace_stdp_experiment(rule)
+    rule, t = run.rule, run.t
+    for spikes, trace, tau in ((run.pre_spikes, run.k_pre, rule.tau_tr_pre), (run.post_spikes, run.k_post,
+                                                                               rule.tau_tr_post)):
+        lag = t[:, None] - t[spikes.bool()][None, :]
+        expected = torch.where(lag >= 0, torch.exp(-lag.clamp(min=0) / tau), torch.zeros_like(lag)).sum(1)
+        torch.testing.assert_close(trace, expected, rtol=1e-9, atol=1e-12)
+    dw = run.w.diff()
+    pre, post = run.pre_spikes[1:].bool(), run.post_spikes[1:].bool()
+    had_pre, had_post = run.k_pre[:-1] > 0, run.k_post[:-1] > 0  # a trace to pair with (before the step)
+    assert torch.all(dw[~pre & ~post] == 0)
+    up, down = post & ~pre & had_pre, pre & ~post & had_post
+    assert up.sum() > 5 and down.sum() > 5
+    assert torch.all(dw[up] > 0) and torch.all(dw[down] < 0)
+    n = int(up.nonzero()[0]) + 1  # the first facilitation: w += Wmax lambda (1 - w/Wmax)^mu+ K_pre(t-)
+    k_pre = run.k_pre[n - 1] * math.exp(-rule.dt / rule.tau_tr_pre)
+    w = run.w[n - 1].item()
+    assert rule.mu_plus == 1 and rule.wmax == 1000
+    assert run.w[n].item() == pytest.approx(w + 1000 * rule.lam * (1 - w / 1000) * k_pre.item(), rel=1e-12)
 
 
 @pytest.mark.parametrize("t1,t2", [(3, 10), (0, 1), (5, 45)])
