@@ -255,3 +255,21 @@ def test_tau_switch_makes_polyak_target_updates_after_every_update(tmp_path, spy
     for t0, o, t1 in zip(target0, online, target1):
         torch.testing.assert_close(t1, t0 + 0.05 * (o - t0))
     assert any(not torch.equal(a, b) for a, b in zip(target1, online))  # not a hard copy
+
+
+def test_declared_torch_floor_covers_the_fused_adam():
+    """The DQN builds Adam(fused=True), which runs on CPU only from torch 2.4 on (2.3 raises at
+    construction): pyproject's floor must be at least that, and the installed torch meets it."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from spikeverse.rl.dqn import network_spec
+
+    deps = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
+    (floor,) = [tuple(map(int, m.groups())) for d in deps if (m := re.fullmatch(r"torch>=(\d+)\.(\d+)", d.replace(" ", "")))]
+    cfg = DQNConfig(env_id="CartPole-v1", hidden=(4,))
+    agent = DQNAgent(cfg, network_spec(cfg, (4,), 2), torch.device("cpu"))
+    if agent.optimizer.defaults.get("fused"):
+        assert floor >= (2, 4), f"Adam(fused=True) on CPU needs torch >= 2.4, pyproject says >= {floor}"
+    assert tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) >= floor
