@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from spikeverse.cli.app import main
+from spikeverse.convert import load_ann, load_snn
+from spikeverse.rl.evaluation import evaluate
 
 
 def test_run_writes_a_report(tmp_path, capsys):
@@ -18,10 +22,22 @@ def test_run_writes_a_report(tmp_path, capsys):
     assert "| DQN | 3 |" in md and "| SNN tan (T=16, robust) | 3 |" in md and "not applicable" in md  # no no-op
     assert "| SNN fast (T=16, membrane) | 3 |" in md
     assert set(res["snn"]) == {"tan", "fast"} and res["snn"]["fast"]["qcfs"]["levels"] == 8
+    fast = res["snn"]["fast"]["qcfs"]
+    assert fast["splits"] == {"train": 800, "validation": 100, "test": 100} and 0 < fast["test_agreement"] <= 1
     for s in res["snn"].values():
-        assert 0.0 <= s["conversion_rate"] <= 1.0 and s["timesteps"] == 16
+        assert s["timesteps"] == 16
         assert [w["timesteps"] for w in s["sweep"]] == [8, 16, 32, 64, 128]
-        assert s["energy_uJ_per_decision"] > 0
+        # the saved SNN, played on the same protocol with the saved ANN in the shadow, gives the
+        # reported scores, conversion rate (seed 001 eq. 18) and cost (0.9 pJ/AC, 4.6 pJ/MAC)
+        snn, _ = load_snn(s["snn_dir"])
+        snn.reset_stats()
+        ref = evaluate(snn, "CartPole-v1", episodes=3, seed=0, shadow=load_ann(s["snn_dir"]))
+        d = snn.diagnostics(since_reset=True)
+        assert ref.scores == s["scores"] and ref.conversion_rate == s["conversion_rate"] is not None
+        assert d["synops_per_decision"] == pytest.approx(s["synops_per_decision"], rel=1e-12)
+        assert s["energy_uJ_per_decision"] == pytest.approx(
+            (0.9 * d["synops_per_decision"] + 4.6 * d["macs_per_decision"]) * 1e-6, rel=1e-9)
+        assert d["macs_per_decision"] == 4 * snn.layers[0].out_features  # the analog input layer, once
     assert "pJ" in res["energy_convention"]
     for fig in ("learning_curve.png", "reward_distribution.png", "score_cr_vs_T_tan.png", "score_cr_vs_T_fast.png"):
         assert (report / "figures" / fig).stat().st_size > 1000
