@@ -45,11 +45,29 @@ def test_the_grid_has_one_row_per_setting(swept):
     assert swept["timesteps"] == [4, 16] and swept["percentiles"] == [99.0, 100.0]
     for w in rows:
         assert len(w["scores"]) == 3 and w["mean"] == pytest.approx(np.mean(w["scores"]))
-        assert 0.0 <= w["conversion_rate"] <= 1.0
         assert w["pct_of_dqn"] == pytest.approx(100 * w["mean"] / swept["dqn"]["mean"])
     assert swept["dqn"]["n"] == 3 and swept["env"] == "CartPole-v1" and swept["method"] == "tan"
     assert set(swept["lambdas"]) == {"99", "100"} and swept["collection"]["frames"] == 300
     json.dumps(swept, allow_nan=False)  # valid JSON: no NaN
+
+
+def test_each_row_is_the_snn_of_its_setting_played_with_the_dqn_in_the_shadow(run, swept):
+    """Every row's scores and conversion rate (seed 001 eq. 18) are those of the SNN built here from
+    the DQN and the row's percentile's lambdas (normalized, IF neurons, the row's T and readout),
+    played on the sweep's protocol (3 episodes, seed 0, epsilon 0.05) with the DQN in the shadow."""
+    from spikeverse.convert import SpikingQNetwork, from_module, normalize
+    from spikeverse.rl.evaluation import evaluate
+    from spikeverse.rl.train import load_dqn
+
+    ann = from_module(load_dqn(run)[0])
+    rates = []
+    for w in swept["rows"]:
+        lambdas = swept["lambdas"][f"{w['percentile']:g}"]
+        snn = SpikingQNetwork(normalize(ann, lambdas), w["timesteps"], w["readout"], lambdas=lambdas)
+        ref = evaluate(snn, "CartPole-v1", episodes=3, seed=0, epsilon=0.05, shadow=ann)
+        assert ref.scores == w["scores"] and ref.conversion_rate == w["conversion_rate"], w
+        rates.append(w["conversion_rate"])
+    assert len(set(rates)) > 1  # the settings differ, so a row swapped with another would be caught
 
 
 def test_statistics_of_the_returned_rows(swept):
