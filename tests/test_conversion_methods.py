@@ -186,6 +186,18 @@ def test_fast_method_records_its_splits_and_test_agreement():
     assert "heldout_agreement_after" not in q
 
 
+def test_snn_dirs_saved_with_the_old_heldout_keys_still_load(tmp_path):
+    """Before the train/validation/test split the fast method saved qcfs.heldout_agreement_before/
+    after (measured on its selection split); nothing reads those fields, and such a folder loads."""
+    flat = _flat()
+    stats = activation_stats(flat, torch.randn(50, 4), 99)
+    snn, info = convert_ann(flat, method="fast", stats=stats, timesteps=8, levels=0)
+    old = dict(levels=8, steps=10, frames=100, heldout_agreement_before=0.8, heldout_agreement_after=0.99)
+    save_snn(tmp_path / "old", snn, flat, dict(env_id="CartPole-v1", **{**info, "qcfs": old}))
+    back, meta = load_snn(tmp_path / "old")
+    assert meta["qcfs"] == old and torch.equal(back.q_values(torch.ones(3, 4)), snn.q_values(torch.ones(3, 4)))
+
+
 def test_fast_beats_tan_at_short_windows():
     teacher = _flat((4, 64, 64, 3), seed=1)
     obs, held = torch.randn(3000, 4), torch.randn(2000, 4)
