@@ -26,9 +26,10 @@ def seed_span(seeds: list[int]) -> str:
     return " ".join(map(str, s))
 
 
-def median(xs) -> float | None:
+def median(xs, digits: int = 3) -> float | None:
+    """The median of the values that are not None, rounded to ``digits`` (None if there are none)."""
     xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
+    return round(statistics.median(xs), digits) if xs else None
 
 
 def write_json(name: str, data: dict) -> None:
