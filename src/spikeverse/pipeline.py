@@ -19,6 +19,7 @@ from spikeverse.envs import env_family
 from spikeverse.errors import SpikeverseError
 from spikeverse.io.checkpoint import atomic_write_text
 from spikeverse.io.rundir import read_metrics
+from spikeverse.progress import Progress, announce
 from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.evaluation import evaluate
 from spikeverse.rl.train import train_dqn
@@ -36,7 +37,9 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
                  finetune_frames: int | None = None) -> dict:
     """Train (or resume) the DQN, convert it with each of ``methods`` (seed 001's tan at T=100 and
     our fast at T=32 by default; ``timesteps`` overrides both), evaluate the DQN and every SNN on
-    the same protocol and seeds, sweep T, and write the report."""
+    the same protocol and seeds, sweep T, and write the report. Each phase opens with a line on
+    stderr and reports its progress (``progress``: None = a bar on a terminal, a line per ~10%
+    otherwise; False = silent)."""
     for m in methods:
         if m not in METHOD_TIMESTEPS:
             raise SpikeverseError(f"unknown conversion method {m!r} (choose from {', '.join(METHOD_TIMESTEPS)})")
@@ -44,27 +47,39 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
     if steps is None:
         steps = PIPELINE_STEPS.get(env_family(env_id))
     cfg = DQNConfig.for_env(env_id, seed=seed, device=device, total_steps=steps)
+    announce(f"[run] train: DQN on {env_id}, {cfg.total_steps} steps -> {out / 'dqn'}", progress)
     train = train_dqn(cfg, out / "dqn", progress=progress)
     ann_res = None
     snns: dict[str, dict] = {}
     for method in methods:
         T = timesteps or METHOD_TIMESTEPS[method]
         snn_dir = out / f"snn-{method}"
+        announce(f"[run] convert {method}: T={T}, {frames} frames for the statistics"
+                 + (f", QCFS fine-tune of {finetune_steps} steps" if method == "fast" and levels > 0 else "")
+                 + f" -> {snn_dir}", progress)
         conversion = convert_source(snn_dir, out / "dqn", method=method, percentile=percentile, timesteps=T,
                                     frames=frames, seed=seed, levels=levels, finetune_steps=finetune_steps,
-                                    finetune_frames=finetune_frames)
+                                    finetune_frames=finetune_frames, progress=progress)
         snn, _ = load_snn(snn_dir)
         ann = load_ann(snn_dir)
         if ann_res is None:
-            ann_res = evaluate(ann, env_id, episodes=episodes, seed=seed)
+            announce(f"[run] evaluate DQN: {episodes} episodes", progress)
+            ann_res = evaluate(ann, env_id, episodes=episodes, seed=seed, progress=progress, desc="evaluate DQN")
+        announce(f"[run] evaluate SNN {method}: {episodes} episodes at T={T}", progress)
         snn.reset_stats()
-        res = evaluate(snn, env_id, episodes=episodes, seed=seed, shadow=ann)
+        res = evaluate(snn, env_id, episodes=episodes, seed=seed, shadow=ann, progress=progress,
+                       desc=f"evaluate SNN {method}")
         diag = snn.diagnostics(since_reset=True)
         sweep = []
-        for t in SWEEP_TIMESTEPS:  # score and conversion rate against the simulation length (seed 001 Fig. 1a)
-            snn.timesteps = t
-            r = evaluate(snn, env_id, episodes=sweep_episodes, seed=seed + 1, shadow=ann)
-            sweep.append({"timesteps": t, "mean": r.mean, "conversion_rate": r.conversion_rate})
+        announce(f"[run] sweep T for {method}: T in {', '.join(map(str, SWEEP_TIMESTEPS))}, "
+                 f"{sweep_episodes} episodes each", progress)
+        with Progress(len(SWEEP_TIMESTEPS) * sweep_episodes, f"sweep T ({method})", unit="episode",
+                      enabled=progress) as bar:
+            for t in SWEEP_TIMESTEPS:  # score and conversion rate against the simulation length (seed 001 Fig. 1a)
+                snn.timesteps = t
+                bar.update(0, T=t)
+                r = evaluate(snn, env_id, episodes=sweep_episodes, seed=seed + 1, shadow=ann, progress=bar)
+                sweep.append({"timesteps": t, "mean": r.mean, "conversion_rate": r.conversion_rate})
         snns[method] = {**summarize(res.scores), "scores": res.scores, "method": method, "timesteps": T,
                         "percentile": percentile if method != "naive" else None, "readout": conversion["readout"],
                         "conversion_rate": res.conversion_rate, "qcfs": conversion.get("qcfs"),
@@ -73,6 +88,7 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
                         "comparison": compare(ann_res.scores, res.scores), "sweep": sweep, "snn_dir": str(snn_dir)}
 
     report = out / "report"
+    announce(f"[run] report -> {report}", progress)
     figs = report / "figures"
     rows = read_metrics(out / "dqn")
     learning_curve([float(r["step"]) for r in rows], [float(r["episode_return"]) for r in rows],

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from spikeverse.errors import SpikeverseError
+from spikeverse.progress import Progress, announce
 
 DEFAULT_TIMESTEPS = (8, 16, 32, 64, 128, 256, 500)
 DEFAULT_PERCENTILES = (99.0, 99.9, 99.99, 100.0)
@@ -130,7 +131,7 @@ class _Evaluator:
         from spikeverse.rl.evaluation import evaluate
 
         q = self.p
-        proto = dict(episodes=q["episodes"], seed=q["seed"], epsilon=q["epsilon"])
+        proto = dict(episodes=q["episodes"], seed=q["seed"], epsilon=q["epsilon"], progress=False)  # the sweep reports
         if key == ("dqn",):
             res = evaluate(self.ann, q["env_id"], **proto)
             return key, dict(scores=res.scores, lengths=res.lengths)
@@ -174,14 +175,14 @@ def _worker_run(key: tuple) -> tuple[tuple, dict[str, Any]]:
 
 
 def _evaluate_all(payload: dict[str, Any], keys: list[tuple], workers: int, bar) -> dict[tuple, dict]:
-    """Every key's evaluation, in-process (workers=1) or in a spawn pool; longest T first."""
+    """Every key's evaluation, in-process (workers=1) or in a spawn pool; longest T first;
+    ``bar.update(1)`` after each (a Progress)."""
     order = sorted(keys, key=lambda k: (-(k[1] if len(k) == 3 else math.inf), k[0] if len(k) == 3 else 0))
     out: dict[tuple, dict] = {}
 
     def done(key, res):
         out[key] = res
-        if bar is not None:
-            bar.update(1)
+        bar.update(1, last="dqn" if len(key) == 1 else f"p={key[0]:g} T={key[1]} {key[2]}")
 
     if workers == 1:
         ev = _Evaluator(payload)
@@ -286,21 +287,19 @@ def run_sweep(run_dir: str | Path, *, timesteps: Sequence[int] = DEFAULT_TIMESTE
 
     ann, env_id, source = load_source(run_dir, device=dev)
     ann.eval()
-    stats = collect_activations(ann, env_id, frames=frames, epsilon=epsilon, seed=seed, min_percentile=ps[0])
+    stats = collect_activations(ann, env_id, frames=frames, epsilon=epsilon, seed=seed, min_percentile=ps[0],
+                                progress=progress)
     snns, infos = {}, {}
     for p in ps:
         snn, info = convert_ann(ann, env_id, method=method, stats=stats, percentile=p, timesteps=ts[0], readout=rs[0],
-                                frames=frames, epsilon=epsilon, seed=seed)
+                                frames=frames, epsilon=epsilon, seed=seed, progress=progress)
         snns[p], infos[p] = _snn_spec(snn), info
     payload = dict(env_id=env_id, ann=_ann_spec(ann), snns=snns, episodes=int(episodes), seed=seed,
                    epsilon=epsilon, device=str(dev))
     keys = [("dqn",)] + [(p, T, r) for r in rs for p in ps for T in ts]
-    bar = _bar(len(keys), progress)
-    try:
+    announce(f"sweep {env_id}: {len(keys)} evaluations of {int(episodes)} episodes ({workers} workers)", progress)
+    with Progress(len(keys), f"sweep {env_id}", unit="eval", enabled=progress) as bar:
         results = _evaluate_all(payload, keys, workers, bar)
-    finally:
-        if bar is not None:
-            bar.close()
 
     dqn_scores = results[("dqn",)]["scores"]
     dqn = {**summarize(dqn_scores), "scores": dqn_scores}
@@ -338,16 +337,6 @@ def run_sweep(run_dir: str | Path, *, timesteps: Sequence[int] = DEFAULT_TIMESTE
     if plot_dir is not None:
         out["files"] = write_outputs(out, plot_dir)
     return out
-
-
-
-
-def _bar(total: int, progress: bool | None):
-    if not (sys.stderr.isatty() if progress is None else progress):
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="sweep", unit="eval", dynamic_ncols=True, file=sys.stderr)
 
 
 def _json_safe(x):

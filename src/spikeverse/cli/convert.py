@@ -45,6 +45,7 @@ def convert(
     seed: int = typer.Option(0, help="Seed of the collection episodes."),
     out: Optional[Path] = typer.Option(None, help="SNN directory (default RUN_DIR/snn-METHOD-pP)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal; a line per ~10% otherwise)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Convert a DQN to a spiking Q-network and save it as a run directory (evaluate it with spikeverse evaluate)."""
@@ -61,7 +62,7 @@ def convert(
     if timesteps is not None:
         options["timesteps"] = timesteps
     summary = convert_source(target, run_dir, state_dict=state_dict, env_id=env, method=method, readout=readout,
-                             device=resolve_device(device), **options)
+                             device=resolve_device(device), progress=progress, **options)
     if as_json:
         typer.echo(json.dumps(summary))
     else:

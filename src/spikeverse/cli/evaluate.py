@@ -23,6 +23,7 @@ def evaluate(
     seed: int = typer.Option(0, help="Evaluation seed."),
     num_envs: int = typer.Option(8, help="Environments stepped side by side."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal; a line per ~10% otherwise)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     timesteps: Optional[int] = typer.Option(None, help="Spiking agents (converted SNN, DSQN): simulation steps T per decision (default: as saved)."),
     readout: Optional[str] = typer.Option(None, help="Converted SNNs: count, rate, robust or membrane (default: as saved)."),
@@ -35,7 +36,7 @@ def evaluate(
     dev = resolve_device(device)
     policy, meta = load_policy(run_dir, dev)
     protocol = dict(episodes=episodes, epsilon=epsilon, noop_max=noop_max, max_episode_steps=max_episode_steps,
-                    seed=seed, num_envs=num_envs)
+                    seed=seed, num_envs=num_envs, progress=progress)
     if meta["kind"] == "snn":
         out = _evaluate_snn(run_dir, policy, meta, protocol, timesteps, readout, dev)
     else:
@@ -106,9 +107,9 @@ def _evaluate_snn(run_dir: Path, snn, meta: dict, protocol: dict, timesteps: Opt
         snn.readout = readout
     ann = load_ann(run_dir, device)
     snn.reset_stats()
-    res = run_eval(snn, meta["env_id"], shadow=ann, **protocol)
+    res = run_eval(snn, meta["env_id"], shadow=ann, desc=f"evaluate SNN {meta['env_id']}", **protocol)
     diag = snn.diagnostics(since_reset=True)
-    ann_res = run_eval(ann, meta["env_id"], **protocol)
+    ann_res = run_eval(ann, meta["env_id"], desc=f"evaluate ANN {meta['env_id']}", **protocol)
     test = compare(ann_res.scores, res.scores)
     out = {"run_dir": str(run_dir), "agent": "snn", **res.to_dict()}
     out.update(

@@ -37,6 +37,7 @@ def evolve(
     elite: int = typer.Option(2, help="Best individuals copied unchanged into the next generation (0: seed 002's GA)."),
     target: Optional[float] = typer.Option(None, help="Stop at this fitness (ga: a generation's best, default 0.5, the goal; es: the mean weights', default 475)."),
     plot: bool = typer.Option(False, "--plot/--no-plot", help="Write the figures to OUT/figures/."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal; a line per ~10% of the generations otherwise)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Evolve a spiking network: Mountain Car by a genetic algorithm (seed 002), CartPole by an evolution strategy."""
@@ -54,14 +55,8 @@ def evolve(
 
         given = dict(generations=generations, target=target, episodes=episodes)
         cfg = ESConfig(population=population, seed=seed, **{k: v for k, v in given.items() if v is not None})
-
-        def row_report(row: dict) -> None:
-            if not as_json:
-                typer.echo(f"generation {row['generation']}/{cfg.generations}: best {row['best']:.1f}, "
-                           f"mean {row['mean']:.1f}, mean weights {row['mean_weights']:.1f}")
-
         with make_executor(executor, workers) as ex:
-            summary = run_es(cfg, out, ex, progress=row_report)
+            summary = run_es(cfg, out, ex, progress=progress)
         generations = cfg.generations
     else:
         from spikeverse.evo.ga import GAConfig, run_ga
@@ -71,13 +66,8 @@ def evolve(
         config = GAConfig(population=population, generations=generations, seed=seed, elite=elite,
                           target=0.5 if target is None else target)
         net = MountainCarSNN(hidden=hidden, neuron=neuron, start=start, episodes=1 if episodes is None else episodes)
-
-        def report(g: int, fitness) -> None:
-            if not as_json:
-                typer.echo(f"generation {g}/{generations}: best {fitness.max():.3f}, mean {fitness.mean():.3f}")
-
         with make_executor(executor, workers) as ex:
-            summary = run_ga(net, config, env, out, ex, on_generation=report)
+            summary = run_ga(net, config, env, out, ex, progress=progress)
     if plot:
         from spikeverse.analysis.run_figures import run_figures
 

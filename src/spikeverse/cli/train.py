@@ -57,7 +57,7 @@ def train(
         from spikeverse.rl.tabular import TabularConfig, train_tabular_run
 
         cfg = TabularConfig.for_env(env, seed=seed, episodes=steps)
-        summary = train_tabular_run(cfg, env, out, resume=resume)
+        summary = train_tabular_run(cfg, env, out, resume=resume, progress=progress)
     elif agent == "rstdp":
         from spikeverse.rl.rstdp import RSTDPConfig, train_rstdp
 

@@ -25,6 +25,7 @@ from spikeverse.convert.normalize import ActivationStats, check_percentile, coll
 from spikeverse.convert.qcfs import qcfs_finetune
 from spikeverse.convert.spiking import SpikingQNetwork, check_readout, check_timesteps
 from spikeverse.errors import SpikeverseError
+from spikeverse.progress import announce
 
 METHODS = ("naive", "tan", "fast")
 DEFAULT_READOUT = {"naive": "count", "tan": "robust", "fast": "membrane"}
@@ -39,13 +40,15 @@ def _collection(stats: ActivationStats, epsilon: float, seed: int) -> dict[str, 
 
 
 def _stats(ann: FlatQNetwork, env_id: str | None, stats: ActivationStats | None, *, frames: int, epsilon: float,
-           seed: int, percentile: float, keep_observations: bool = False) -> ActivationStats:
+           seed: int, percentile: float, keep_observations: bool = False,
+           progress: bool | None = None) -> ActivationStats:
     if stats is not None and (not keep_observations or stats.observations is not None):
         return stats
     if env_id is None:
         raise SpikeverseError("an env_id (to collect activations) or precomputed stats are needed")
     return collect_activations(ann, env_id, frames=frames, epsilon=epsilon, seed=seed,
-                               min_percentile=min(percentile, 99.0), keep_observations=keep_observations)
+                               min_percentile=min(percentile, 99.0), keep_observations=keep_observations,
+                               progress=progress)
 
 
 def layer_scales(scales: Sequence[float], layers: int) -> list[float]:
@@ -62,12 +65,12 @@ def layer_scales(scales: Sequence[float], layers: int) -> list[float]:
 def convert_naive(ann: FlatQNetwork, env_id: str | None = None, *, timesteps: int = 100, readout: str = "count",
                   scales: Sequence[float] = NAIVE_SCALES, tau: float = 10.0, frames: int = 2_000,
                   epsilon: float = 0.05, seed: int = 0, stats: ActivationStats | None = None,
-                  **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+                  progress: bool | None = None, **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """Seed 000's weight transfer: W_k, b_k <- s_k W_k, s_k b_k, LIF neurons (tau, hard reset),
     Poisson input scaled to the largest |input| seen while playing (frames only for that range)."""
     check_timesteps(timesteps)
     check_readout(readout)
-    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=99.0)
+    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=99.0, progress=progress)
     s = layer_scales(scales, len(synaptic_layers(ann.layers)))
     scaled = copy.deepcopy(ann)
     with torch.no_grad():
@@ -84,14 +87,16 @@ def convert_naive(ann: FlatQNetwork, env_id: str | None = None, *, timesteps: in
 
 def convert_tan(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 100,
                 readout: str = "robust", frames: int = 15_000, epsilon: float = 0.05, seed: int = 0,
-                stats: ActivationStats | None = None, **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+                stats: ActivationStats | None = None, progress: bool | None = None,
+                **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """Seed 001's conversion: play ``env_id`` with ``ann`` for ``frames`` frames (or use given
     ``stats``), lambda_l = the p-th percentile of each layer's activations, normalize (eq. 16),
     IF neurons with reset by subtraction, analog input. Returns the SNN and a summary."""
     check_percentile(percentile)
     check_timesteps(timesteps)
     check_readout(readout)
-    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=percentile)
+    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=percentile,
+                   progress=progress)
     lambdas = stats.lambdas(percentile)
     snn = SpikingQNetwork(normalize(ann, lambdas), timesteps, readout, lambdas=lambdas).to(ann.device)
     info = dict(method="tan", percentile=float(percentile), lambdas=lambdas,
@@ -128,7 +133,7 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
                  mixed_levels: bool = True,
                  finetune_frames: int | None = None, v_init: float = 0.5, early_decision: bool = False,
                  frames: int = 15_000, epsilon: float = 0.05, seed: int = 0, stats: ActivationStats | None = None,
-                 **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+                 progress: bool | None = None, **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """QCFS fine-tune (``levels`` L > 0; thresholds start at the p-th percentiles, one per
     unit/channel with ``channel_wise``; quantized at :func:`mixed_level_set` levels with
     ``mixed_levels``) on ``finetune_frames`` frames of the DQN's own play
@@ -141,7 +146,8 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
         raise SpikeverseError(f"--levels must be >= 0 (0: no fine-tune), got {levels}")
     if not 0.0 <= v_init < 1.0:
         raise SpikeverseError(f"v_init must be in [0, 1) (a fraction of the threshold), got {v_init}")
-    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=percentile)
+    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=percentile,
+                   progress=progress)
     lambdas = stats.lambdas(percentile)
     source, finetune = ann, None
     if levels > 0:
@@ -156,11 +162,14 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
                     raise SpikeverseError("the QCFS fine-tune needs frames: an env_id or stats with observations")
             else:
                 obs = collect_activations(ann, env_id, frames=finetune_frames, epsilon=epsilon, seed=seed + 1,
-                                          keep_observations=True).observations
+                                          keep_observations=True, progress=progress,
+                                          desc=f"collect {env_id} (fine-tune frames)").observations
         train_levels = mixed_level_set(levels) if mixed_levels else None
+        announce(f"QCFS fine-tune: L={levels}, {finetune_steps} steps on {min(finetune_frames, obs.shape[0])} frames",
+                 progress)
         ft = qcfs_finetune(ann, obs[:finetune_frames], lambdas[:-1], levels=levels, steps=finetune_steps,
                            train_levels=train_levels,
-                           channel_wise=channel_wise, seed=seed)
+                           channel_wise=channel_wise, seed=seed, progress=progress)
         source, lambdas = ft.net, ft.lambdas + lambdas[-1:]
         finetune = dict(levels=levels, train_levels=train_levels, steps=finetune_steps, frames=ft.frames, channel_wise=channel_wise,
                         splits=ft.split_sizes, validation_agreement=ft.validation_agreement,

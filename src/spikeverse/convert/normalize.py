@@ -170,13 +170,17 @@ def activation_stats(net: FlatQNetwork, observations: torch.Tensor, min_percenti
 
 def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000, epsilon: float = 0.05,
                         seed: int = 0, num_envs: int = 4, min_percentile: float = 99.0,
-                        env_kwargs: dict | None = None, keep_observations: bool = False) -> ActivationStats:
+                        env_kwargs: dict | None = None, keep_observations: bool = False,
+                        progress: bool | None = None, desc: str | None = None) -> ActivationStats:
     """Play ``env_id`` with ``net`` (its greedy action, a random one with probability
     ``epsilon``) for ``frames`` observations in total over ``num_envs`` environments stepped
     side by side, and keep the statistics of every layer's activations on those frames
     (seed 001: up to 15,000 frames). Deterministic given ``seed``. ``keep_observations`` also
-    keeps the frames (in the environment's dtype) as ``stats.observations``."""
+    keeps the frames (in the environment's dtype) as ``stats.observations``. ``progress``: the
+    frames counted on a bar (a terminal) or a line per ~10% (None), or silent (False); ``desc``
+    names the phase (default "collect ENV")."""
     from spikeverse.envs import make
+    from spikeverse.progress import Progress
 
     if frames < 1:
         raise SpikeverseError(f"--frames must be >= 1, got {frames}")
@@ -187,6 +191,7 @@ def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000,
     envs = [make(env_id, training=False, **(env_kwargs or {})) for _ in range(n)]
     rec = _Recorder(net, frames, min_percentile)
     kept: list[np.ndarray] = []
+    report = Progress(frames, desc or f"collect {env_id}", unit="frame", enabled=progress)
     try:
         obs = [env.reset(seed=int(rng.integers(2**31)))[0] for env in envs]
         ret = [0.0] * n
@@ -211,7 +216,9 @@ def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000,
                     o, _ = envs[i].reset(seed=int(rng.integers(2**31)))
                 obs[i] = o
             done += take
+            report.update(take, episodes=rec.stats.episodes)
     finally:
+        report.close()
         for env in envs:
             env.close()
     if keep_observations:

@@ -63,6 +63,7 @@ from spikeverse.evo.executor import derive_seed
 from spikeverse.evo.ga import INDIVIDUAL_FIELDS, INDIVIDUALS_CSV
 from spikeverse.io.checkpoint import load_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, same_run, write_config
+from spikeverse.progress import Progress
 
 GENERATIONS_CSV = "generations.csv"
 FIELDS = ("generation", "best", "mean", "std", "mean_weights", "confirm", "wall_s")
@@ -293,11 +294,16 @@ def summary(run_dir: Path, state: _State) -> dict:
             "wall_s": round(state.rows[-1]["wall_s"], 2) if state.rows else 0.0}
 
 
-def run_es(cfg: ESConfig, run_dir: str | Path, executor, progress: Callable[[dict], None] | None = None) -> dict:
+def run_es(cfg: ESConfig, run_dir: str | Path, executor, progress: bool | None | Callable[[dict], None] = None,
+           on_generation: Callable[[dict], None] | None = None) -> dict:
     """Evolve the CartPole SNN with OpenAI-ES into ``run_dir`` (resuming the same run). Returns
     {"run_dir", "env", "method", "generations", "best_fitness" (best individual),
     "best_mean_weights_fitness", "best_mean_weights_generation", "solved_generation", "wall_s"}.
-    ``progress(row)`` gets each generation's CSV row after its checkpoint is written."""
+    ``on_generation(row)`` gets each generation's CSV row after its checkpoint is written.
+    ``progress``: generations on a bar (a terminal) or a line per ~10% (None), or silent (False);
+    a callable there is taken as ``on_generation`` (the older signature)."""
+    if callable(progress):
+        progress, on_generation = None, progress
     run_dir = Path(run_dir)
     config = run_config(cfg)
     state = _start(run_dir, cfg, config)
@@ -313,6 +319,8 @@ def run_es(cfg: ESConfig, run_dir: str | Path, executor, progress: Callable[[dic
         for i, f in enumerate(fitness):
             individuals.write(dict(generation=row["generation"], index=i, fitness=_r(f)))
 
+    report = Progress(cfg.generations, f"evolve es {ENV_ID}", unit="generation", initial=state.generation,
+                      enabled=progress)
     try:
         for row, fit in zip(state.rows, state.fitness):
             write(row, fit)
@@ -342,9 +350,11 @@ def run_es(cfg: ESConfig, run_dir: str | Path, executor, progress: Callable[[dic
             state.fitness.append(fitness)
             _save(run_dir, state, cfg, config)
             write(row, fitness)
-            if progress is not None:
-                progress(row)
+            report.update(1, best=row["best"], mean=row["mean"], mean_weights=row["mean_weights"])
+            if on_generation is not None:
+                on_generation(row)
     finally:
+        report.close()
         log.close()
         individuals.close()
     return summary(run_dir, state)

@@ -53,6 +53,7 @@ from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.evo.executor import derive_seed
 from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, same_run, write_config
+from spikeverse.progress import Progress
 
 GENERATIONS_CSV = "generations.csv"
 INDIVIDUALS_CSV = "individuals.csv"
@@ -272,10 +273,11 @@ def summary(run_dir: Path, state: _State) -> dict:
 
 
 def run_ga(problem: Problem, config: GAConfig, env_id: str, run_dir: str | Path, executor,
-           on_generation: Callable[[int, np.ndarray], Any] | None = None) -> dict:
+           on_generation: Callable[[int, np.ndarray], Any] | None = None, progress: bool | None = None) -> dict:
     """Evolve ``problem`` into ``run_dir``, resuming from its checkpoint when it holds the same
     run (another config is refused). Returns {"best_fitness", "generations",
-    "solved_generation", "wall_s", "run_dir"}; ``on_generation(g, fitness)`` after each one."""
+    "solved_generation", "wall_s", "run_dir"}; ``on_generation(g, fitness)`` after each one.
+    ``progress``: generations on a bar (a terminal) or a line per ~10% (None), or silent (False)."""
     run_dir = Path(run_dir)
     cfg = run_config(problem, config, env_id)
     old = read_config(run_dir)
@@ -288,6 +290,8 @@ def run_ga(problem: Problem, config: GAConfig, env_id: str, run_dir: str | Path,
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, cfg)
     logs = _Logs(run_dir, state)
+    report = Progress(config.generations, f"evolve ga {env_id}", unit="generation", initial=state.generation,
+                      enabled=progress)
     try:
         while state.solved_generation is None and state.generation < config.generations:
             t0 = time.perf_counter()
@@ -310,8 +314,10 @@ def run_ga(problem: Problem, config: GAConfig, env_id: str, run_dir: str | Path,
             state.walls.append(wall)
             _save(run_dir, state, cfg)
             logs.write(g, fitness, wall)
+            report.update(1, best=float(fitness.max()), mean=float(fitness.mean()), best_ever=state.best_fitness)
             if on_generation is not None:
                 on_generation(g, fitness)
     finally:
+        report.close()
         logs.close()
     return summary(run_dir, state)

@@ -23,6 +23,7 @@ import torch
 from spikeverse.envs import default_eval_cap, make, noop_action
 from spikeverse.errors import SpikeverseError
 from spikeverse.policy import Policy
+from spikeverse.progress import reporter
 
 
 @dataclass
@@ -101,8 +102,13 @@ def evaluate(
     shadow: Policy | None = None,
     env_kwargs: dict | None = None,
     progress=None,
+    desc: str | None = None,
 ) -> EvalResult:
-    """Play ``episodes`` episodes with ``policy`` under the seed 001 protocol."""
+    """Play ``episodes`` episodes with ``policy`` under the seed 001 protocol.
+
+    ``progress``: None (a bar on a terminal, a line per ~10% of the episodes otherwise), True,
+    False (silent), or a reporter the caller keeps (a ``Progress`` or tqdm bar: ``update(1)`` per
+    episode); ``desc`` names the phase (default "evaluate ENV")."""
     if episodes < 1:
         raise SpikeverseError(f"episodes must be >= 1, got {episodes}")
     if not 0.0 <= epsilon <= 1.0:
@@ -119,32 +125,35 @@ def evaluate(
     num_actions = policy.num_actions
     device = getattr(policy, "device", torch.device("cpu"))
     results: dict[int, tuple[float, int, int, int]] = {}
-    active = [r for r in runners if r.start()]
-    while active:
-        obs = torch.as_tensor(np.stack([r.obs for r in active]), device=device)
-        with torch.no_grad():
-            greedy = policy.q_values(obs).argmax(-1).cpu().numpy()
-            shadow_greedy = shadow.q_values(obs.to(getattr(shadow, "device", device))).argmax(-1).cpu().numpy() if shadow is not None else None
-        still = []
-        for i, r in enumerate(active):
-            a = int(greedy[i])
-            if shadow_greedy is not None:
-                r.agree += int(a == int(shadow_greedy[i]))
-            if r.rng.random() < epsilon:
-                a = int(r.rng.integers(num_actions))
-            r.obs, rew, term, trunc, _ = r.env.step(a)
-            r.ret += float(rew)
-            r.len += 1
-            r.decisions += 1
-            if term or trunc:
-                results[r.id] = (r.ret, r.len, r.agree, r.decisions)
-                if progress is not None:
-                    progress.update(1)
-                if r.start():
+    report = reporter(progress, episodes, desc or f"evaluate {env_id}", unit="episode")
+    try:
+        active = [r for r in runners if r.start()]
+        while active:
+            obs = torch.as_tensor(np.stack([r.obs for r in active]), device=device)
+            with torch.no_grad():
+                greedy = policy.q_values(obs).argmax(-1).cpu().numpy()
+                shadow_greedy = shadow.q_values(obs.to(getattr(shadow, "device", device))).argmax(-1).cpu().numpy() if shadow is not None else None
+            still = []
+            for i, r in enumerate(active):
+                a = int(greedy[i])
+                if shadow_greedy is not None:
+                    r.agree += int(a == int(shadow_greedy[i]))
+                if r.rng.random() < epsilon:
+                    a = int(r.rng.integers(num_actions))
+                r.obs, rew, term, trunc, _ = r.env.step(a)
+                r.ret += float(rew)
+                r.len += 1
+                r.decisions += 1
+                if term or trunc:
+                    results[r.id] = (r.ret, r.len, r.agree, r.decisions)
+                    report.update(1, mean=round(float(np.mean([v[0] for v in results.values()])), 2))
+                    if r.start():
+                        still.append(r)
+                else:
                     still.append(r)
-            else:
-                still.append(r)
-        active = still
+            active = still
+    finally:
+        report.close()
     for r in runners:
         r.env.close()
     order = sorted(results)

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,6 +66,7 @@ from spikeverse.evo.cartpole_snn import (ENV_ID, KIND, MAX_STEPS, CartPoleBatch,
 from spikeverse.evo.executor import derive_seed
 from spikeverse.io.checkpoint import load_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, EVALS, METRICS, MetricsWriter, read_config, same_run, write_config
+from spikeverse.progress import Progress
 from spikeverse.snn.plasticity import RSTDP, PairSTDP, RSTDPState, Traces
 
 METRIC_FIELDS = ("episode", "step", "length", "reward", "noise_rate", "w_mean", "wall_s")
@@ -253,18 +253,6 @@ def _config_dict(cfg: RSTDPConfig) -> dict:
     return {"agent": "rstdp", "env_id": ENV_ID, **cfg.to_dict()}
 
 
-class _Progress:
-    """Plain lines on stderr about every 10% of the episodes (when enabled)."""
-
-    def __init__(self, total: int, enabled: bool | None):
-        self.total, self.on = total, sys.stderr.isatty() if enabled is None else enabled
-
-    def show(self, episode: int, info: dict) -> None:
-        if self.on and (episode % max(1, self.total // 10) == 0 or episode == self.total):
-            print(f"episode {episode}/{self.total} " + " ".join(f"{k}={v}" for k, v in info.items()),
-                  file=sys.stderr, flush=True)
-
-
 def train_rstdp(cfg: RSTDPConfig, run_dir: str | Path, *, resume: bool = True, progress: bool | None = None) -> dict:
     """Train the CartPole SNN by R-STDP into ``run_dir`` (resuming the same run from its last
     checkpoint; a larger ``episodes`` continues it). Returns {"run_dir", "env", "agent",
@@ -311,7 +299,7 @@ def train_rstdp(cfg: RSTDPConfig, run_dir: str | Path, *, resume: bool = True, p
                            f"noise-free episodes)" if best_episode else "initial weights"}
         SNNPolicy(cfg.network, best).save(ckpt, meta, {"rstdp.w_ih": learner.w_ih, "rstdp.w_hm": learner.w_hm})
 
-    log = _Progress(cfg.episodes, progress)
+    log = Progress(cfg.episodes, f"train rstdp {ENV_ID}", unit="episode", initial=episode, enabled=progress)
     try:
         while episode < cfg.episodes:
             t0 = time.perf_counter()
@@ -333,9 +321,9 @@ def train_rstdp(cfg: RSTDPConfig, run_dir: str | Path, *, resume: bool = True, p
                 if not cfg.eval_every:
                     best = learner.genome()
                 save()
-            log.show(episode, {"length": out["length"], "mean100": round(float(np.mean(lengths)), 1),
-                               "best_eval": best_eval})
+            log.update(1, length=out["length"], mean100=round(float(np.mean(lengths)), 1), best_eval=best_eval)
     finally:
+        log.close()
         metrics.close()
         evals.close()
     return {"run_dir": str(run_dir), "env": ENV_ID, "agent": "rstdp", "episodes": episode, "steps": steps,

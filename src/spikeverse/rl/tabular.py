@@ -26,6 +26,7 @@ from spikeverse.envs.classic import ALIASES
 from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.io.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, METRICS, MetricsWriter, write_config
+from spikeverse.progress import reporter
 from spikeverse.rl.schedules import linear_schedule
 
 
@@ -110,7 +111,8 @@ def train_tabular(
 ) -> tuple[TabularQ, list[float]]:
     """Train a Q-table by epsilon-greedy Q-learning; returns it and the return of every episode.
 
-    ``progress`` (a tqdm-like object) gets ``update(1)`` per episode; ``on_episode(episode, ret,
+    ``progress``: None (a bar on a terminal, a line per ~10% of the episodes otherwise), True,
+    False (silent), or a tqdm-like object that gets ``update(1)`` per episode; ``on_episode(episode, ret,
     epsilon)`` is called after each one. An env passed in is reset with ``config.seed`` and left open.
     """
     config.validate()
@@ -121,6 +123,8 @@ def train_tabular(
         q = TabularQ.zeros(int(env.observation_space.n), int(env.action_space.n))
         rng = np.random.default_rng(config.seed)
         returns: list[float] = []
+        report = reporter(progress, config.episodes, f"train tabular {getattr(env.spec, 'id', None) or 'env'}",
+                          unit="episode")
         s, _ = env.reset(seed=config.seed)
         for episode in range(config.episodes):
             if episode:
@@ -134,10 +138,10 @@ def train_tabular(
                 ret += float(r)
                 s, done = s_next, terminated or truncated
             returns.append(ret)
-            if progress is not None:
-                progress.update(1)
+            report.update(1, epsilon=round(epsilon, 3))
             if on_episode is not None:
                 on_episode(episode, ret, epsilon)
+        report.close()
     finally:
         if isinstance(env_id_or_env, str):
             env.close()
@@ -145,7 +149,8 @@ def train_tabular(
 
 
 
-def train_tabular_run(config: TabularConfig, env_id: str, run_dir: str | Path, *, resume: bool = True) -> dict:
+def train_tabular_run(config: TabularConfig, env_id: str, run_dir: str | Path, *, resume: bool = True,
+                      progress: bool | None = None) -> dict:
     """Train into a run directory (config.yaml, metrics.csv, checkpoint.safetensors).
 
     Tabular runs take seconds: a directory holding a finished run of the same config is
@@ -166,7 +171,7 @@ def train_tabular_run(config: TabularConfig, env_id: str, run_dir: str | Path, *
     metrics = MetricsWriter(run_dir / METRICS, ["episode", "episode_return", "epsilon"])
     t0 = time.perf_counter()
     try:
-        q, returns = train_tabular(env_id, config, on_episode=lambda e, r, eps: metrics.write(
+        q, returns = train_tabular(env_id, config, progress=progress, on_episode=lambda e, r, eps: metrics.write(
             dict(episode=e + 1, episode_return=r, epsilon=round(eps, 4))))
     finally:
         metrics.close()

@@ -11,12 +11,11 @@ Atari); a resumed run refills ``learning_starts`` transitions before it updates 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from spikeverse.io.checkpoint import (
     save_checkpoint, unprefixed,
 )
 from spikeverse.io.rundir import CHECKPOINT, EVALS, METRICS, MetricsWriter, read_config, write_config
+from spikeverse.progress import Progress
 from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.dqn import DQNAgent, network_spec
 from spikeverse.rl.evaluation import evaluate
@@ -66,33 +66,6 @@ def _check_resumable(saved: dict, cfg: DQNConfig, run_dir: Path) -> None:
         raise SpikeverseError(
             f"{run_dir} holds a run with {k}={saved.get(k)!r}, not {new[k]!r}; use another --out or the same options"
         )
-
-
-class _Log:
-    """A tqdm bar on a terminal, plain log lines every 10% otherwise (CI)."""
-
-    def __init__(self, total: int, initial: int, enabled: bool | None):
-        self.total, self.tty = total, sys.stderr.isatty() if enabled is None else enabled
-        self.next_line = initial + total // 10
-        self.bar = None
-        if self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, file=sys.stderr)
-
-    def update(self, step: int, n: int, info: Callable[[], dict[str, Any]]) -> None:
-        """Advance by ``n`` steps; ``info()`` (called only when shown) gives the fields to show."""
-        if self.bar is not None:
-            self.bar.update(n)
-            if step % 1000 < n:
-                self.bar.set_postfix(info(), refresh=False)
-        elif step >= self.next_line:
-            self.next_line += max(1, self.total // 10)
-            print(f"step {step}/{self.total} " + " ".join(f"{k}={v}" for k, v in info().items()), file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def train_dqn(
@@ -196,8 +169,10 @@ def train_dqn(
     ep_ret = np.zeros(n)
     ep_len = np.zeros(n, dtype=np.int64)
     losses: deque[float] = deque(maxlen=100)
+    returns: deque[float] = deque(maxlen=10)  # shown as the progress line's return
     t0, step0 = time.perf_counter(), step
-    log = _Log(cfg.total_steps, step, progress)
+    log = Progress(cfg.total_steps, f"train {'dsqn' if cfg.spiking else 'dqn'} {cfg.env_id}", unit="step",
+                   initial=step, enabled=progress)
     try:
         while step < cfg.total_steps:
             epsilon = 0.0 if cfg.noisy else linear_schedule(cfg.epsilon_start, cfg.epsilon_end, eps_steps, step)
@@ -218,6 +193,7 @@ def train_dqn(
                                    episode_length=int(ep_len[i]), loss=round(_mean(losses), 6),
                                    epsilon=round(epsilon, 4), steps_per_s=round((step - step0) / wall, 1),
                                    wall_s=round(wall0 + wall, 2)))
+                returns.append(float(ep_ret[i]))
                 ep_ret[i], ep_len[i] = 0.0, 0
             if step >= learn_start and len(buffer) >= cfg.batch_size and (step // n) % cfg.train_freq == 0:
                 if cfg.spiking and cfg.snn_init_rate > 0 and init_scales is None:
@@ -238,10 +214,14 @@ def train_dqn(
                 select_best()
             if step % cfg.checkpoint_interval < n:
                 checkpoint()
+            advance = min(step, cfg.total_steps) - log.n
+            if log.due(advance) and (log.bar is None or step % 1000 < n):
+                log.update(advance, episodes=episodes, **{"return": round(_mean(returns), 1)}, eps=round(epsilon, 3),
+                           loss=round(_mean(losses), 4), sps=int((step - step0) / (time.perf_counter() - t0)))
+            else:
+                log.update(advance)
             if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
                 break
-            log.update(step, n, lambda: {"eps": round(epsilon, 3), "loss": round(_mean(losses), 4),
-                                         "sps": int((step - step0) / (time.perf_counter() - t0)), "episodes": episodes})
         if cfg.eval_interval and step >= cfg.total_steps and step % cfg.eval_interval >= n:
             select_best()  # the final weights compete too (unless just evaluated in the loop)
         checkpoint()
@@ -274,7 +254,8 @@ def _quick_eval(net: QNetwork, cfg: DQNConfig, step: int):
     """Model selection during training: the evaluation protocol on a few fresh episodes."""
     net.eval()
     try:
-        return evaluate(net, cfg.env_id, episodes=cfg.eval_episodes, seed=10_000 + step, num_envs=cfg.eval_episodes)
+        return evaluate(net, cfg.env_id, episodes=cfg.eval_episodes, seed=10_000 + step, num_envs=cfg.eval_episodes,
+                        progress=False)
     finally:
         net.train()
 
