@@ -259,7 +259,7 @@ def run_sweep(run_dir: str | Path, *, timesteps: Sequence[int] = DEFAULT_TIMESTE
     per readout flagged). With ``plot_dir``: figures, sweep.json and sweep.md written there.
     ``workers`` defaults to all cores on the CPU; on CUDA the settings run one after another."""
     from spikeverse.analysis.statistics import compare, summarize
-    from spikeverse.convert import collect_activations, convert_ann, load_source
+    from spikeverse.convert import collect_activations, convert_ann, load_source, method_options
     from spikeverse.device import resolve_device
 
     t0 = time.perf_counter()
@@ -291,8 +291,9 @@ def run_sweep(run_dir: str | Path, *, timesteps: Sequence[int] = DEFAULT_TIMESTE
                                 progress=progress)
     snns, infos = {}, {}
     for p in ps:
-        snn, info = convert_ann(ann, env_id, method=method, stats=stats, percentile=p, timesteps=ts[0], readout=rs[0],
-                                frames=frames, epsilon=epsilon, seed=seed, progress=progress)
+        normalization = {"percentile": p} if "percentile" in method_options(method) else {}  # naive: none
+        snn, info = convert_ann(ann, env_id, method=method, stats=stats, timesteps=ts[0], readout=rs[0],
+                                frames=frames, epsilon=epsilon, seed=seed, progress=progress, **normalization)
         snns[p], infos[p] = _snn_spec(snn), info
     payload = dict(env_id=env_id, ann=_ann_spec(ann), snns=snns, episodes=int(episodes), seed=seed,
                    epsilon=epsilon, device=str(dev))

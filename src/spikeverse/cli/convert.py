@@ -22,24 +22,53 @@ def default_snn_dir(run_dir: Optional[Path], state_dict: Optional[Path], method:
     return state_dict.parent / f"{state_dict.stem}-{tag}"
 
 
+# the flag each conversion option is given by, as (on, off) for switches
+FLAGS = {"mixed_levels": ("--mixed-levels", "--single-level"), "channel_wise": ("--channel-wise", "--layer-wise"),
+         "early_decision": ("--early-decision", "--no-early-decision"), "v_init": ("--v-init",)}
+FINETUNE_OPTIONS = ("finetune_steps", "finetune_frames", "mixed_levels", "channel_wise")
+
+
+def flag(name: str, value: object = None) -> str:
+    names = FLAGS.get(name, ("--" + name.replace("_", "-"),))
+    return names[1] if value is False and len(names) > 1 else names[0]
+
+
+def refuse_stray_options(method: str, options: dict, chosen: str = "--method") -> None:
+    """A one-line error naming the given options that ``method`` does not take (checked before
+    any work; the values are checked too)."""
+    from spikeverse.convert import METHODS, check_options, method_options
+
+    if method not in METHODS:
+        raise SpikeverseError(f"unknown conversion method {method!r} (choose from {', '.join(METHODS)})")
+    stray = [flag(k, v) for k, v in options.items() if k not in method_options(method)]
+    if stray:
+        raise SpikeverseError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to {chosen} {method}")
+    if options.get("levels") == 0:
+        idle = [flag(k, v) for k, v in options.items() if k in FINETUNE_OPTIONS]
+        if idle:
+            raise SpikeverseError(f"{', '.join(idle)} {'does' if len(idle) == 1 else 'do'} not apply with --levels 0 "
+                                  f"(no fine-tune)")
+    check_options(method, **options)
+
+
 @app.command()
 def convert(
     run_dir: Optional[Path] = typer.Argument(None, help="A DQN run directory (spikeverse train); or use --state-dict."),
     state_dict: Optional[Path] = typer.Option(None, "--state-dict", help="A PyTorch state dict (.pth, e.g. SB3 policy.pth or a CleanRL model) instead of RUN_DIR; needs --env."),
     env: Optional[str] = typer.Option(None, "--env", help="Environment id of the state dict's network."),
     method: str = typer.Option("tan", help="naive (seed 000: scaled weights, LIF, Poisson input, most spikes), tan (seed 001: IF, reset by subtraction, percentile normalization, robust readout) or fast (QCFS fine-tune, V_thr/2 start, analog readout)."),
-    percentile: float = typer.Option(99.9, help="p of the p-th percentile normalization (100 = max); tan and fast."),
+    percentile: Optional[float] = typer.Option(None, help="tan, fast: p of the p-th percentile normalization (100 = max).", show_default="99.9"),
     timesteps: Optional[int] = typer.Option(None, help="Simulation steps T per decision (default: naive/tan 100, fast 32; seed 001 tables: 500)."),
     readout: Optional[str] = typer.Option(None, help="Output readout: count, rate, robust (eq. 17) or membrane (analog). Default per method: naive count, tan robust, fast membrane."),
-    levels: int = typer.Option(32, help="fast: QCFS quantization levels L of the fine-tune (0 = no fine-tune)."),
-    finetune_steps: int = typer.Option(50_000, help="fast: Adam steps (batches of 256) of the QCFS distillation fine-tune."),
+    levels: Optional[int] = typer.Option(None, help="fast: QCFS quantization levels L of the fine-tune (0 = no fine-tune).", show_default="32"),
+    finetune_steps: Optional[int] = typer.Option(None, help="fast: Adam steps (batches of 256) of the QCFS distillation fine-tune.", show_default="50000"),
     finetune_frames: Optional[int] = typer.Option(None, help="fast: frames of the DQN's own play the fine-tune learns from (default 300,000, at most 1 GiB of observations)."),
-    mixed_levels: bool = typer.Option(True, "--mixed-levels/--single-level", help="fast: fine-tune at L, L/2, ... 4 levels drawn per step (good at every T) or at L only."),
-    channel_wise: bool = typer.Option(True, "--channel-wise/--layer-wise", help="fast: one threshold per unit/channel (default) or per layer."),
-    v_init: float = typer.Option(0.5, "--v-init", help="fast: initial membrane potential as a fraction of the threshold."),
-    early_decision: bool = typer.Option(False, "--early-decision/--no-early-decision", help="fast: stop a decision's window once its argmax cannot change."),
-    scales: str = typer.Option("10,100", help="naive: weight scale per layer (comma-separated; then 10x more per further layer)."),
-    tau: float = typer.Option(10.0, help="naive: LIF membrane time constant in steps."),
+    mixed_levels: Optional[bool] = typer.Option(None, "--mixed-levels/--single-level", help="fast: fine-tune at L, L/2, ... 4 levels drawn per step (good at every T) or at L only.", show_default="mixed-levels"),
+    channel_wise: Optional[bool] = typer.Option(None, "--channel-wise/--layer-wise", help="fast: one threshold per unit/channel or per layer.", show_default="channel-wise"),
+    v_init: Optional[float] = typer.Option(None, "--v-init", help="fast: initial membrane potential as a fraction of the threshold.", show_default="0.5"),
+    early_decision: Optional[bool] = typer.Option(None, "--early-decision/--no-early-decision", help="fast: stop a decision's window once its argmax cannot change.", show_default="no-early-decision"),
+    scales: Optional[str] = typer.Option(None, help="naive: weight scale per layer (comma-separated; then 10x more per further layer).", show_default="10,100"),
+    tau: Optional[float] = typer.Option(None, help="naive: LIF membrane time constant in steps.", show_default="10.0"),
     frames: int = typer.Option(15_000, help="Frames played by the DQN to collect activations (seed 001: up to 15,000)."),
     epsilon: float = typer.Option(0.05, help="Epsilon while collecting frames."),
     seed: int = typer.Option(0, help="Seed of the collection episodes."),
@@ -52,15 +81,20 @@ def convert(
     from spikeverse.convert import convert_source
     from spikeverse.device import resolve_device
 
-    try:
-        scale_list = [float(v) for v in scales.split(",") if v.strip()]
-    except ValueError:
-        raise SpikeverseError(f"--scales takes comma-separated numbers, got {scales!r}") from None
-    target = out or default_snn_dir(run_dir, state_dict, method, percentile)
-    options = dict(percentile=percentile, frames=frames, epsilon=epsilon, seed=seed, levels=levels, finetune_steps=finetune_steps,
-                   finetune_frames=finetune_frames, channel_wise=channel_wise, mixed_levels=mixed_levels, v_init=v_init, early_decision=early_decision, scales=scale_list, tau=tau)
-    if timesteps is not None:
-        options["timesteps"] = timesteps
+    scale_list = None
+    if scales is not None:
+        try:
+            scale_list = [float(v) for v in scales.split(",") if v.strip()]
+        except ValueError:
+            raise SpikeverseError(f"--scales takes comma-separated numbers, got {scales!r}") from None
+    # the method's own options, only those given (the method's defaults apply to the rest)
+    given = dict(percentile=percentile, timesteps=timesteps, levels=levels, finetune_steps=finetune_steps,
+                 finetune_frames=finetune_frames, channel_wise=channel_wise, mixed_levels=mixed_levels, v_init=v_init,
+                 early_decision=early_decision, scales=scale_list, tau=tau)
+    options = {k: v for k, v in given.items() if v is not None}
+    refuse_stray_options(method, options)
+    options.update(frames=frames, epsilon=epsilon, seed=seed)  # every method takes these
+    target = out or default_snn_dir(run_dir, state_dict, method, 99.9 if percentile is None else percentile)
     summary = convert_source(target, run_dir, state_dict=state_dict, env_id=env, method=method, readout=readout,
                              device=resolve_device(device), progress=progress, **options)
     if as_json:

@@ -64,12 +64,12 @@ def load_image(path: Path) -> np.ndarray:
 @app.command()
 def encode(
     image: Optional[Path] = typer.Option(None, help="A PNG/JPG or 2-D .npy image (default: the built-in digit)."),
-    digit: int = typer.Option(3, help="Built-in 8x8 digit (0-9) used when no --image is given."),
+    digit: Optional[int] = typer.Option(None, help="Built-in 8x8 digit (0-9) used when no --image is given.", show_default="3"),
     encoder: str = typer.Option("poisson", help="poisson, analog, bin or gaussian (population coding of intensity)."),
     timesteps: int = typer.Option(20, help="Window length T."),
-    gain: float = typer.Option(1.0, help="poisson: spike probability per step = clip(gain * intensity, 0, 1)."),
-    bins: int = typer.Option(4, help="bin/gaussian: neurons per pixel over intensity [0, 1]."),
-    seed: int = typer.Option(0, help="Seed of the Poisson spike trains."),
+    gain: Optional[float] = typer.Option(None, help="poisson: spike probability per step = clip(gain * intensity, 0, 1).", show_default="1.0"),
+    bins: Optional[int] = typer.Option(None, help="bin/gaussian: neurons per pixel over intensity [0, 1].", show_default="4"),
+    seed: Optional[int] = typer.Option(None, help="poisson: seed of the spike trains.", show_default="0"),
     plot: Optional[Path] = typer.Option(None, help="Write the raster figure to this PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print the window's summary and per-neuron rates as JSON."),
 ) -> None:
@@ -80,6 +80,14 @@ def encode(
 
     if encoder not in ENCODERS:
         raise SpikeverseError(f"unknown encoder '{encoder}' (choose from {', '.join(ENCODERS)})")
+    takes = {"poisson": ("gain", "seed"), "analog": (), "bin": ("bins",), "gaussian": ("bins",)}[encoder]
+    stray = [f"--{k}" for k, v in dict(gain=gain, bins=bins, seed=seed).items() if v is not None and k not in takes]
+    if stray:
+        raise SpikeverseError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to --encoder {encoder}")
+    if image is not None and digit is not None:
+        raise SpikeverseError("--digit applies without --image only (the built-in example)")
+    gain, bins, seed = 1.0 if gain is None else gain, 4 if bins is None else bins, seed or 0
+    digit = 3 if digit is None else digit
     img = load_image(image) if image is not None else builtin_digit(digit)
     source = str(image) if image is not None else f"built-in digit {digit}"
     x = torch.as_tensor(img.reshape(1, -1), dtype=torch.float32)  # [B=1, pixels]

@@ -30,11 +30,11 @@ def evolve(
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/ENV/evolve-METHOD-seedS)."),
     workers: int = typer.Option(1, help="Fitness evaluations running at once (processes, or Ray tasks)."),
     executor: str = typer.Option("local", help="local (processes on this machine) or ray (RAY_ADDRESS, else a local Ray)."),
-    neuron: str = typer.Option("lif", help="Neuron model: lif or iaf_psc_alpha (NEST's)."),
-    hidden: int = typer.Option(5, help="Hidden neurons."),
-    start: str = typer.Option("fixed", help="ga: start states, fixed (one set per run, seed 002), generation (a set per generation, L2L) or individual."),
+    neuron: Optional[str] = typer.Option(None, help="ga: neuron model, lif or iaf_psc_alpha (NEST's).", show_default="lif"),
+    hidden: Optional[int] = typer.Option(None, help="Hidden neurons (default ga 5, es 32)."),
+    start: Optional[str] = typer.Option(None, help="ga: start states, fixed (one set per run, seed 002), generation (a set per generation, L2L) or individual.", show_default="fixed"),
     episodes: Optional[int] = typer.Option(None, help="Episodes per evaluation of an individual (default ga 1, es 4); its fitness is their mean."),
-    elite: int = typer.Option(2, help="Best individuals copied unchanged into the next generation (0: seed 002's GA)."),
+    elite: Optional[int] = typer.Option(None, help="ga: best individuals copied unchanged into the next generation (0: seed 002's GA).", show_default="2"),
     target: Optional[float] = typer.Option(None, help="Stop at this fitness (ga: a generation's best, default 0.5, the goal; es: the mean weights', default 475)."),
     plot: bool = typer.Option(False, "--plot/--no-plot", help="Write the figures to OUT/figures/."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal; a line per ~10% of the generations otherwise)."),
@@ -51,9 +51,14 @@ def evolve(
 
     out = out or default_run_dir(env, method, seed)
     if method == "es":
+        from spikeverse.evo.cartpole_snn import CartPoleSNN
         from spikeverse.evo.es import ESConfig, run_es
 
-        given = dict(generations=generations, target=target, episodes=episodes)
+        stray = [f"--{k}" for k, v in dict(neuron=neuron, start=start, elite=elite).items() if v is not None]
+        if stray:
+            raise SpikeverseError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to --method es")
+        given = dict(generations=generations, target=target, episodes=episodes,
+                     network=None if hidden is None else CartPoleSNN(hidden=hidden))
         cfg = ESConfig(population=population, seed=seed, **{k: v for k, v in given.items() if v is not None})
         with make_executor(executor, workers) as ex:
             summary = run_es(cfg, out, ex, progress=progress)
@@ -63,9 +68,10 @@ def evolve(
         from spikeverse.evo.mountaincar import MountainCarSNN
 
         generations = 20 if generations is None else generations
-        config = GAConfig(population=population, generations=generations, seed=seed, elite=elite,
+        config = GAConfig(population=population, generations=generations, seed=seed, elite=2 if elite is None else elite,
                           target=0.5 if target is None else target)
-        net = MountainCarSNN(hidden=hidden, neuron=neuron, start=start, episodes=1 if episodes is None else episodes)
+        net = MountainCarSNN(hidden=5 if hidden is None else hidden, neuron=neuron or "lif", start=start or "fixed",
+                             episodes=1 if episodes is None else episodes)
         with make_executor(executor, workers) as ex:
             summary = run_ga(net, config, env, out, ex, progress=progress)
     if plot:

@@ -14,8 +14,8 @@ from spikeverse.cli.app import app
 @app.command()
 def surrogates(
     plot: Optional[Path] = typer.Option(None, help="Write the two-panel figure (functions, derivatives) to this PNG."),
-    x_max: float = typer.Option(3.0, help="Sample x = v - v_th over [-x_max, x_max]."),
-    points: int = typer.Option(61, help="Samples per curve in --json."),
+    x_max: Optional[float] = typer.Option(None, help="--plot, --json: sample x = v - v_th over [-x_max, x_max].", show_default="3.0"),
+    points: Optional[int] = typer.Option(None, help="--json: samples per curve.", show_default="61"),
     as_json: bool = typer.Option(False, "--json", help="Print names, parameters and sampled values as JSON."),
 ) -> None:
     """List the surrogate gradients (forward H(x), backward g'(x)) with their default parameters."""
@@ -24,6 +24,11 @@ def surrogates(
     from spikeverse.errors import SpikeverseError
     from spikeverse.snn.plots_coding import plot_surrogates, surrogate_curves
 
+    if points is not None and not as_json:
+        raise SpikeverseError("--points applies with --json only (the samples it prints)")
+    if x_max is not None and not as_json and plot is None:
+        raise SpikeverseError("--x-max applies with --plot or --json only")
+    x_max, points = 3.0 if x_max is None else x_max, 61 if points is None else points
     if not x_max > 0 or points < 2:
         raise SpikeverseError("--x-max must be > 0 and --points >= 2")
     if plot is not None:

@@ -16,7 +16,7 @@ from spikeverse.cli.app import app
 def sweep(
     run_dir: Path = typer.Argument(..., help="A DQN run directory (spikeverse train)."),
     timesteps: str = typer.Option("8,16,32,64,128,256,500", help="Simulation lengths T, comma-separated."),
-    percentiles: str = typer.Option("99,99.9,99.99,100", help="Normalization percentiles p in (0, 100], comma-separated."),
+    percentiles: Optional[str] = typer.Option(None, help="tan, fast: normalization percentiles p in (0, 100], comma-separated (naive normalizes nothing: its rows show p = 100).", show_default="99,99.9,99.99,100"),
     readouts: str = typer.Option("rate,robust", help="Readouts, comma-separated: rate (seed 001's normal), robust (eq. 17), count, membrane."),
     method: str = typer.Option("tan", help="Conversion method: tan (seed 001), naive (seed 000) or fast (QCFS fine-tune, one per p)."),
     episodes: int = typer.Option(10, help="Evaluation episodes per setting and for the DQN (seed 001 tables: 50)."),
@@ -32,6 +32,12 @@ def sweep(
     """Sweep T, p and the readout of the converted SNN: score, conversion rate, Pearson r, DQN vs SNN."""
     from spikeverse.sweep import markdown, parse_list, run_sweep
 
+    if percentiles is not None and method == "naive":
+        from spikeverse.errors import SpikeverseError
+
+        raise SpikeverseError("--percentiles does not apply to --method naive (it normalizes nothing)")
+    if percentiles is None:
+        percentiles = "100" if method == "naive" else "99,99.9,99.99,100"
     res = run_sweep(run_dir, timesteps=parse_list(timesteps, int, "--timesteps"),
                     percentiles=parse_list(percentiles, float, "--percentiles"),
                     readouts=parse_list(readouts, str, "--readouts"), method=method, episodes=episodes, seed=seed,

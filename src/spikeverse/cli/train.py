@@ -30,9 +30,9 @@ def train(
     noisy: Optional[bool] = typer.Option(None, "--noisy/--no-noisy", help="NoisyNet head instead of epsilon-greedy."),
     c51: Optional[bool] = typer.Option(None, "--c51/--no-c51", help="Categorical distributional Q (51 atoms)."),
     rainbow: bool = typer.Option(False, "--rainbow", help="All Rainbow parts on (double, per, dueling, n-step 3, noisy, c51)."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate (rstdp: eta)."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (tabular: the step size alpha; rstdp: eta)."),
     arch: Optional[str] = typer.Option(None, help="Network: mlp (image observations are flattened), minatar or nature (default per env)."),
-    hidden: Optional[str] = typer.Option(None, help="Hidden layer widths, comma-separated, e.g. 256,256 (CNNs: the fully connected layer)."),
+    hidden: Optional[str] = typer.Option(None, help="Hidden layer widths, comma-separated, e.g. 256,256 (CNNs: the fully connected layer; rstdp: one width, default 64)."),
     timesteps: Optional[int] = typer.Option(None, help="dsqn: simulation steps T per decision (default 16; seed 003: 64)."),
     surrogate: Optional[str] = typer.Option(None, help="dsqn: surrogate gradient (atan, sigmoid, fast_sigmoid, ...; spikeverse surrogates lists them)."),
     alpha: Optional[float] = typer.Option(None, help="dsqn: the surrogate's width/slope parameter (default 2)."),
@@ -40,7 +40,7 @@ def train(
     vth: Optional[float] = typer.Option(None, help="dsqn: LIF threshold (default 1)."),
     reset: Optional[str] = typer.Option(None, help="dsqn: hard (default, seed 003) or soft reset."),
     init_rate: Optional[float] = typer.Option(None, "--init-rate", help="dsqn: before the first update, scale each spiking layer's synapses so that it fires at this rate on replayed observations (default 0.1; 0 = PyTorch's initialisation)."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    device: Optional[str] = typer.Option(None, help="dqn, dsqn: auto, cpu or cuda.", show_default="auto"),
     checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (default per env)."),
     eval_every: Optional[int] = typer.Option(None, help="Steps between model-selection evaluations (0 = off)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the run directory's checkpoint."),
@@ -52,17 +52,22 @@ def train(
 
     family = env_family(env)
     agent = agent or ("tabular" if family == "toy_text" else "dqn")
+    _refuse_stray(agent, num_envs=num_envs, double=double, per=per, dueling=dueling, nstep=nstep, noisy=noisy,
+                  c51=c51, rainbow=rainbow or None, arch=arch, hidden=hidden, device=device, lr=lr,
+                  eval_every=eval_every, checkpoint_every=checkpoint_every)
+    spiking = _spiking_options(agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, vth=vth,
+                               reset=reset, init_rate=init_rate)  # refused for every agent but dsqn
     out = out or default_run_dir(env, agent, seed)
     if agent == "tabular":
         from spikeverse.rl.tabular import TabularConfig, train_tabular_run
 
-        cfg = TabularConfig.for_env(env, seed=seed, episodes=steps)
+        cfg = TabularConfig.for_env(env, seed=seed, episodes=steps, alpha=lr)
         summary = train_tabular_run(cfg, env, out, resume=resume, progress=progress)
     elif agent == "rstdp":
         from spikeverse.rl.rstdp import RSTDPConfig, train_rstdp
 
         cfg = RSTDPConfig.for_env(env, seed=seed, episodes=steps, eta=lr, eval_every=eval_every,
-                                  checkpoint_every=checkpoint_every)
+                                  checkpoint_every=checkpoint_every, network=_rstdp_network(hidden))
         summary = train_rstdp(cfg, out, resume=resume, progress=progress)
     elif agent in ("dqn", "dsqn"):
         from spikeverse.rl.config import DQNConfig
@@ -70,11 +75,9 @@ def train(
 
         cfg = DQNConfig.for_env(
             env, seed=seed, total_steps=steps, num_envs=num_envs, double=double, per=per, dueling=dueling,
-            nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device, arch=arch,
+            nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device or "auto", arch=arch,
             hidden=_widths(hidden),
-            checkpoint_interval=checkpoint_every, eval_interval=eval_every, **_spiking_options(
-                agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, vth=vth, reset=reset,
-                init_rate=init_rate),
+            checkpoint_interval=checkpoint_every, eval_interval=eval_every, **spiking,
         )
         res = train_dqn(cfg, out, resume=resume, progress=progress)
         summary = {"run_dir": str(res.run_dir), "env": env, "agent": agent, "steps": res.steps,
@@ -100,6 +103,37 @@ def _widths(text: Optional[str]) -> Optional[tuple[int, ...]]:
         from spikeverse.errors import SpikeverseError
 
         raise SpikeverseError(f"--hidden takes comma-separated integers, got '{text}'") from None
+
+
+# the options of train that only some agents take (dqn and dsqn take all of them)
+AGENT_OPTIONS = {"tabular": {"lr"}, "rstdp": {"lr", "hidden", "eval_every", "checkpoint_every"}}
+SWITCHES = {"double", "per", "dueling", "noisy", "c51"}
+
+
+def _refuse_stray(agent: str, **given) -> None:
+    """A one-line error naming the given options that ``agent`` does not take."""
+    if agent not in AGENT_OPTIONS:
+        return
+    stray = [("--no-" if k in SWITCHES and v is False else "--") + k.replace("_", "-")
+             for k, v in given.items() if v is not None and k not in AGENT_OPTIONS[agent]]
+    if stray:
+        from spikeverse.errors import SpikeverseError
+
+        raise SpikeverseError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to --agent {agent}")
+
+
+def _rstdp_network(hidden: Optional[str]):
+    """--hidden N of --agent rstdp: the CartPole SNN's hidden layer (one width)."""
+    widths = _widths(hidden)
+    if widths is None:
+        return None
+    if len(widths) != 1:
+        from spikeverse.errors import SpikeverseError
+
+        raise SpikeverseError(f"--agent rstdp has one hidden layer: give --hidden N, got '{hidden}'")
+    from spikeverse.evo.cartpole_snn import CartPoleSNN
+
+    return CartPoleSNN(hidden=widths[0])
 
 
 def _spiking_options(agent: str, **given) -> dict:

@@ -27,7 +27,8 @@ from spikeverse.convert.graph import (
 )
 from spikeverse.convert.io import check_snn_dir, load_ann, load_snn, save_snn
 from spikeverse.convert.methods import (
-    DEFAULT_READOUT, METHODS, convert_ann, convert_fast, convert_naive, convert_tan, layer_scales,
+    DEFAULT_READOUT, METHODS, check_options, convert_ann, convert_fast, convert_naive, convert_tan, layer_scales,
+    method_options, options_for,
 )
 from spikeverse.convert.qcfs import QCFS, qcfs_finetune
 from spikeverse.convert.normalize import (
@@ -41,6 +42,7 @@ from spikeverse.errors import SpikeverseError
 
 __all__ = [
     "ActivationStats", "DEFAULT_READOUT", "ENERGY_CONVENTION", "FlatQNetwork", "METHODS", "QCFS", "READOUTS",
+    "check_options", "method_options", "options_for",
     "SpikingQNetwork", "activation_stats", "agreement", "collect_activations", "convert_ann", "convert_fast",
     "convert_naive", "convert_source", "convert_tan", "energy_uj", "layer_scales", "qcfs_finetune",
     "env_io", "fold_dueling", "from_module", "from_state_dict", "load_ann", "load_snn", "load_source",
@@ -77,8 +79,7 @@ def convert_source(out: str | Path, run_dir: str | Path | None = None, *, state_
     """Load a source network, convert it with ``method`` (options: percentile, timesteps,
     frames, epsilon, seed, and the method's own, see ``convert.methods``) and save the SNN run
     directory ``out``. Returns the summary written to the checkpoint metadata (plus ``snn_dir``)."""
-    if method not in METHODS:
-        raise SpikeverseError(f"unknown conversion method {method!r} (choose from {', '.join(METHODS)})")
+    check_options(method, **({} if readout is None else {"readout": readout}), **options)  # before any work
     check_snn_dir(out)
     ann, env, source = load_source(run_dir, state_dict=state_dict, env_id=env_id, device=device)
     snn, info = convert_ann(ann, env, method=method, readout=readout, **options)

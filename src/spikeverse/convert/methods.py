@@ -16,6 +16,8 @@ Every method returns (SpikingQNetwork, info); ``info`` is saved with the SNN.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 from typing import Any, Sequence
 
 import torch
@@ -62,10 +64,74 @@ def layer_scales(scales: Sequence[float], layers: int) -> list[float]:
     return out[:layers]
 
 
+def check_options(method: str, **options: Any) -> None:
+    """Validate the options of a conversion ``method`` before any work (the CLI and the pipeline
+    call it before training or collecting frames): a name the method does not take is refused
+    (naming it), and so is an impossible value."""
+    if method not in CONVERTERS:
+        raise SpikeverseError(f"unknown conversion method {method!r} (choose from {', '.join(METHODS)})")
+    takes = method_options(method)
+    unknown = [k for k in options if k not in takes and k not in ("stats", "progress")]  # every method takes those two
+    if unknown:
+        raise SpikeverseError(f"option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                              f"{'do' if len(unknown) > 1 else 'does'} not apply to conversion method {method!r} "
+                              f"(it takes {', '.join(takes)})")
+    o = options
+    if o.get("timesteps") is not None:
+        check_timesteps(o["timesteps"])
+    if o.get("readout") is not None:
+        check_readout(o["readout"])
+    if o.get("percentile") is not None:
+        check_percentile(o["percentile"])
+    checks = [
+        ("frames", lambda v: int(v) == v and v >= 1, "--frames must be >= 1"),
+        ("epsilon", lambda v: 0.0 <= v <= 1.0, "epsilon must be in [0, 1]"),
+        ("seed", lambda v: int(v) == v and v >= 0, "--seed must be >= 0"),
+        ("tau", lambda v: v > 0, "--tau must be > 0"),
+        ("levels", lambda v: int(v) == v and v >= 0, "--levels must be >= 0 (0: no fine-tune)"),
+        ("finetune_steps", lambda v: int(v) == v and v >= 1, "--finetune-steps must be >= 1"),
+        ("finetune_frames", lambda v: v is None or (int(v) == v and v >= 2), "--finetune-frames must be >= 2"),
+        ("v_init", lambda v: 0.0 <= v < 1.0, "v_init must be in [0, 1) (a fraction of the threshold)"),
+    ]
+    for name, ok, message in checks:
+        if name in o and not ok(o[name]):
+            raise SpikeverseError(f"{message}, got {o[name]}")
+    if "scales" in o:
+        s = list(o["scales"])
+        if not s or any(not x > 0 for x in s):
+            raise SpikeverseError(f"scale factors must be > 0, got {s}")
+
+
+def method_options(method: str) -> tuple[str, ...]:
+    """The options conversion ``method`` takes (keywords of its function, beside the network,
+    the env id, precomputed ``stats`` and ``progress``)."""
+    params = inspect.signature(CONVERTERS[method]).parameters
+    return tuple(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k not in ("stats", "progress"))
+
+
+def options_for(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``options`` (shared by several methods, e.g. the pipeline's) that ``method`` takes."""
+    takes = method_options(method)
+    return {k: v for k, v in options.items() if k in takes}
+
+
+def _typed(fn):
+    """Conversion functions refuse, with one line naming it, an option they do not take."""
+    name = fn.__name__.removeprefix("convert_")
+
+    @functools.wraps(fn)
+    def wrapper(ann, env_id=None, **options):
+        check_options(name, **options)
+        return fn(ann, env_id, **options)
+
+    return wrapper
+
+
+@_typed
 def convert_naive(ann: FlatQNetwork, env_id: str | None = None, *, timesteps: int = 100, readout: str = "count",
                   scales: Sequence[float] = NAIVE_SCALES, tau: float = 10.0, frames: int = 2_000,
                   epsilon: float = 0.05, seed: int = 0, stats: ActivationStats | None = None,
-                  progress: bool | None = None, **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+                  progress: bool | None = None) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """Seed 000's weight transfer: W_k, b_k <- s_k W_k, s_k b_k, LIF neurons (tau, hard reset),
     Poisson input scaled to the largest |input| seen while playing (frames only for that range)."""
     check_timesteps(timesteps)
@@ -85,10 +151,11 @@ def convert_naive(ann: FlatQNetwork, env_id: str | None = None, *, timesteps: in
     return snn, info
 
 
+@_typed
 def convert_tan(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 100,
                 readout: str = "robust", frames: int = 15_000, epsilon: float = 0.05, seed: int = 0,
-                stats: ActivationStats | None = None, progress: bool | None = None,
-                **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+                stats: ActivationStats | None = None,
+                progress: bool | None = None) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """Seed 001's conversion: play ``env_id`` with ``ann`` for ``frames`` frames (or use given
     ``stats``), lambda_l = the p-th percentile of each layer's activations, normalize (eq. 16),
     IF neurons with reset by subtraction, analog input. Returns the SNN and a summary."""
@@ -128,12 +195,13 @@ def mixed_level_set(levels: int) -> list[int]:
     return sorted(out)
 
 
+@_typed
 def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 32,
                  readout: str = "membrane", levels: int = 32, finetune_steps: int = 50_000, channel_wise: bool = True,
                  mixed_levels: bool = True,
                  finetune_frames: int | None = None, v_init: float = 0.5, early_decision: bool = False,
                  frames: int = 15_000, epsilon: float = 0.05, seed: int = 0, stats: ActivationStats | None = None,
-                 progress: bool | None = None, **_: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
+                 progress: bool | None = None) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """QCFS fine-tune (``levels`` L > 0; thresholds start at the p-th percentiles, one per
     unit/channel with ``channel_wise``; quantized at :func:`mixed_level_set` levels with
     ``mixed_levels``) on ``finetune_frames`` frames of the DQN's own play
@@ -187,7 +255,8 @@ CONVERTERS = {"naive": convert_naive, "tan": convert_tan, "fast": convert_fast}
 def convert_ann(ann: FlatQNetwork, env_id: str | None = None, *, method: str = "tan", readout: str | None = None,
                 **options: Any) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """Convert with ``method`` (naive, tan or fast); ``readout=None`` takes the method's own
-    (naive: count, tan: robust, fast: membrane). Options a method does not use are ignored."""
+    (naive: count, tan: robust, fast: membrane). An option the method does not take is refused
+    (:func:`check_options`; :func:`method_options` lists what each takes)."""
     if method not in CONVERTERS:
         raise SpikeverseError(f"unknown conversion method {method!r} (choose from {', '.join(METHODS)})")
     return CONVERTERS[method](ann, env_id, readout=readout or DEFAULT_READOUT[method], **options)

@@ -157,6 +157,8 @@ class PoissonEncoder:
     constant = False
 
     def __post_init__(self):
+        if not self.gain >= 0:  # also NaN
+            raise SpikeverseError(f"the Poisson gain must be >= 0, got {self.gain}")
         self.generator = None
         if self.seed is not None:
             self.generator = torch.Generator(device=self.device).manual_seed(int(self.seed))
@@ -186,6 +188,8 @@ class PopulationEncoder:
     def __post_init__(self):
         if self.kind not in ("bin", "gaussian"):
             raise SpikeverseError(f"unknown population code '{self.kind}' (choose bin or gaussian)")
+        if int(self.n) != self.n or self.n < 1:
+            raise SpikeverseError(f"a population code needs n >= 1 neurons per variable (--bins), got {self.n}")
         self._out = PoissonEncoder(1.0, self.seed, self.device) if self.spikes else AnalogEncoder()
         self.constant = self._out.constant
 
