@@ -14,11 +14,14 @@ from typing import Sequence
 
 from spikeverse.analysis.plots import learning_curve, score_and_agreement_vs_timesteps, score_distributions
 from spikeverse.analysis.statistics import compare, summarize
-from spikeverse.convert import convert_source, load_ann, load_snn
+from spikeverse.agents import check_agent_env
+from spikeverse.convert import check_options, convert_source, load_ann, load_snn, options_for
+from spikeverse.convert.io import check_snn_dir
+from spikeverse.device import resolve_device
 from spikeverse.envs import env_family
 from spikeverse.errors import SpikeverseError
 from spikeverse.io.checkpoint import atomic_write_text
-from spikeverse.io.rundir import read_metrics
+from spikeverse.io.rundir import read_config, read_metrics
 from spikeverse.progress import Progress, announce
 from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.evaluation import evaluate
@@ -40,26 +43,46 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
     the same protocol and seeds, sweep T, and write the report. Each phase opens with a line on
     stderr and reports its progress (``progress``: None = a bar on a terminal, a line per ~10%
     otherwise; False = silent)."""
+    # every argument is checked before the training starts
+    methods = list(methods)
+    if not methods:
+        raise SpikeverseError(f"no conversion method given (--methods takes {', '.join(METHOD_TIMESTEPS)}, "
+                              f"comma-separated)")
     for m in methods:
         if m not in METHOD_TIMESTEPS:
             raise SpikeverseError(f"unknown conversion method {m!r} (choose from {', '.join(METHOD_TIMESTEPS)})")
+    if len(set(methods)) < len(methods):
+        raise SpikeverseError(f"--methods names a method twice: {','.join(methods)}")
+    for name, n in (("--episodes", episodes), ("sweep_episodes", sweep_episodes)):
+        if int(n) != n or n < 1:
+            raise SpikeverseError(f"{name} must be >= 1, got {n}")
     out = Path(out) if out is not None else Path("runs") / env_id.replace("/", "-")
+    if out.exists() and not out.is_dir():
+        raise SpikeverseError(f"{out} is a file, not a folder for the run; use another --out")
+    shared = dict(percentile=percentile, frames=frames, seed=seed, levels=levels, finetune_steps=finetune_steps,
+                  finetune_frames=finetune_frames)  # each method gets those it takes
+    for m in methods:
+        T = METHOD_TIMESTEPS[m] if timesteps is None else timesteps
+        check_options(m, timesteps=T, **options_for(m, shared))
+        check_snn_dir(out / f"snn-{m}")
     if steps is None:
         steps = PIPELINE_STEPS.get(env_family(env_id))
     cfg = DQNConfig.for_env(env_id, seed=seed, device=device, total_steps=steps)
+    check_agent_env("dqn", env_id)
+    resolve_device(device)
+    read_config(out / "dqn")  # a corrupted config.yaml: refused before the training line is shown
     announce(f"[run] train: DQN on {env_id}, {cfg.total_steps} steps -> {out / 'dqn'}", progress)
     train = train_dqn(cfg, out / "dqn", progress=progress)
     ann_res = None
     snns: dict[str, dict] = {}
     for method in methods:
-        T = timesteps or METHOD_TIMESTEPS[method]
+        T = METHOD_TIMESTEPS[method] if timesteps is None else timesteps
         snn_dir = out / f"snn-{method}"
         announce(f"[run] convert {method}: T={T}, {frames} frames for the statistics"
                  + (f", QCFS fine-tune of {finetune_steps} steps" if method == "fast" and levels > 0 else "")
                  + f" -> {snn_dir}", progress)
-        conversion = convert_source(snn_dir, out / "dqn", method=method, percentile=percentile, timesteps=T,
-                                    frames=frames, seed=seed, levels=levels, finetune_steps=finetune_steps,
-                                    finetune_frames=finetune_frames, progress=progress)
+        conversion = convert_source(snn_dir, out / "dqn", method=method, timesteps=T, progress=progress,
+                                    **options_for(method, shared))
         snn, _ = load_snn(snn_dir)
         ann = load_ann(snn_dir)
         if ann_res is None:

@@ -39,11 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         rv = app(args=argv, standalone_mode=False, prog_name="spikeverse")
         return rv if isinstance(rv, int) else 0
     except SpikeverseError as e:
-        print(f"error: {e}", file=sys.stderr)
+        lines = str(e).strip().splitlines()  # one line, whatever the message holds
+        print(f"error: {lines[0] if lines else type(e).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted (checkpoint saved)", file=sys.stderr)
         return 130
+    except OSError as e:  # a path that cannot be read or written (--out naming a file, a missing folder, ...)
+        where = e.filename if e.filename is not None else ""
+        print(f"error: {where}{': ' if where else ''}{e.strerror or type(e).__name__}", file=sys.stderr)
+        return 2
     except Exception as e:
         # usage errors of the click layer under Typer (vendored in recent Typer releases, so
         # matched by shape rather than by class): one line, their exit code (2)

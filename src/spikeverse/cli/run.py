@@ -21,21 +21,34 @@ def run(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     methods: str = typer.Option("tan,fast", "--methods", help="Conversion methods, comma-separated: tan (seed 001), fast (QCFS fine-tune, V_thr/2, analog readout), naive (seed 000)."),
     timesteps: Optional[int] = typer.Option(None, help="SNN simulation steps per decision (default: tan/naive 100, fast 32)."),
-    levels: int = typer.Option(32, help="fast: QCFS levels of the fine-tune."),
-    finetune_steps: int = typer.Option(50_000, help="fast: Adam steps of the QCFS fine-tune."),
+    levels: Optional[int] = typer.Option(None, help="fast: QCFS levels of the fine-tune (0 = none).", show_default="32"),
+    finetune_steps: Optional[int] = typer.Option(None, help="fast: Adam steps of the QCFS fine-tune.", show_default="50000"),
     finetune_frames: Optional[int] = typer.Option(None, help="fast: frames of the DQN's play the fine-tune learns from (default 300,000, at most 1 GiB)."),
-    percentile: float = typer.Option(99.9, help="Normalization percentile (seed 001)."),
+    percentile: Optional[float] = typer.Option(None, help="tan, fast: normalization percentile (seed 001).", show_default="99.9"),
     frames: int = typer.Option(15_000, help="Frames played to collect activations for normalization."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Train a DQN, convert it to a spiking network, evaluate both, report (resumes training)."""
+    from spikeverse.cli.convert import FINETUNE_OPTIONS, flag
+    from spikeverse.convert import METHODS, method_options
+    from spikeverse.errors import SpikeverseError
     from spikeverse.pipeline import run_pipeline
 
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    given = {k: v for k, v in dict(percentile=percentile, levels=levels, finetune_steps=finetune_steps,
+                                   finetune_frames=finetune_frames).items() if v is not None}
+    known = [m for m in chosen if m in METHODS]  # unknown names: refused by run_pipeline, before any work
+    stray = [flag(k) for k in given if known and not any(k in method_options(m) for m in known)]
+    if stray:
+        raise SpikeverseError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to "
+                              f"--methods {','.join(chosen)}")
+    idle = [flag(k) for k in given if k in FINETUNE_OPTIONS] if given.get("levels") == 0 else []
+    if idle:
+        raise SpikeverseError(f"{', '.join(idle)} {'does' if len(idle) == 1 else 'do'} not apply with --levels 0 "
+                              f"(no fine-tune)")
     res = run_pipeline(env, out, seed=seed, episodes=episodes, device=device, steps=steps, progress=progress,
-                       methods=[m.strip() for m in methods.split(",") if m.strip()], timesteps=timesteps,
-                       percentile=percentile, frames=frames, levels=levels, finetune_steps=finetune_steps,
-                       finetune_frames=finetune_frames)
+                       methods=chosen, timesteps=timesteps, frames=frames, **given)
     if as_json:
         typer.echo(json.dumps(res))
     else:

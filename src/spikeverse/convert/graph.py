@@ -292,15 +292,15 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise SpikeverseError(f"no state dict file at {path}")
     src: Any = str(path)
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-            if "policy.pth" in names:  # a Stable-Baselines3 model zip
-                src = io.BytesIO(z.read("policy.pth"))
     try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+                if "policy.pth" in names:  # a Stable-Baselines3 model zip
+                    src = io.BytesIO(z.read("policy.pth"))
         obj = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle.UnpicklingError, RuntimeError, EOFError, ...
-        raise SpikeverseError(f"{path} is not a loadable weights-only state dict: {str(e).splitlines()[0][:200]}") from None
+        raise SpikeverseError(f"{path} is not a loadable weights-only state dict: {(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
     for key in ("state_dict", "model", "q_network"):
         if isinstance(obj, Mapping) and not _is_tensor_dict(obj) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
@@ -309,6 +309,9 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     sd = {k: v for k, v in obj.items() if torch.is_tensor(v)}
     if not sd:
         raise SpikeverseError(f"{path} holds no tensors")
+    for name, t in sd.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise SpikeverseError(f"{path}: tensor '{name}' contains NaN or infinite values")
     return sd
 
 

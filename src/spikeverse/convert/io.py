@@ -41,7 +41,8 @@ def _weights(prefix: str, layers) -> dict[str, torch.Tensor]:
 def check_snn_dir(snn_dir: str | Path) -> None:
     """An SNN may be (re)written to a new folder or over an SNN, never over another kind of run."""
     ckpt = Path(snn_dir) / CHECKPOINT
-    kind = read_checkpoint_meta(ckpt).get("kind") if ckpt.exists() else (read_config(snn_dir) or {}).get("agent")
+    config = read_config(snn_dir) or {}  # a corrupted config.yaml is refused, never overwritten
+    kind = read_checkpoint_meta(ckpt).get("kind") if ckpt.exists() else config.get("agent")
     if kind not in (None, KIND):
         raise SpikeverseError(f"{snn_dir} holds a '{kind}' run; choose another --out")
 

@@ -281,7 +281,9 @@ def run_ga(problem: Problem, config: GAConfig, env_id: str, run_dir: str | Path,
     ``progress``: generations on a bar (a terminal) or a line per ~10% (None), or silent (False)."""
     run_dir = Path(run_dir)
     cfg = run_config(problem, config, env_id)
-    old = read_config(run_dir)
+    old = read_config(run_dir)  # a corrupted config.yaml is refused here, never overwritten
+    if old is not None and old.get("method") != "ga":  # even without a checkpoint (a run killed before its first)
+        raise SpikeverseError(f"{run_dir} holds a '{old.get('method') or old.get('agent')}' run; use another --out")
     if old is not None and (run_dir / CHECKPOINT).exists():
         if not same_run(old, cfg, "generations", "ga"):
             raise SpikeverseError(f"{run_dir} holds another evolve run; use another --out or the same options")

@@ -94,7 +94,8 @@ def _validated_meta(path: Path, meta_raw: Any, kind: str | None) -> dict[str, An
 
 
 def _unreadable(path: Path, e: Exception) -> SpikeverseError:
-    return SpikeverseError(f"{path} is not a readable checkpoint (truncated or corrupted): {str(e).splitlines()[0]}")
+    reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
+    return SpikeverseError(f"{path} is not a readable checkpoint (truncated or corrupted): {reason}")
 
 
 def read_checkpoint_meta(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:

@@ -31,13 +31,15 @@ def write_config(run_dir: str | os.PathLike, config: dict[str, Any]) -> None:
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The config of ``run_dir`` (None when it has no config.yaml). A config.yaml that is not a
-    YAML mapping (corrupted, truncated, foreign) is a one-line error, never silently replaced:
-    every command reads run directories through here."""
+    YAML mapping (corrupted, truncated, foreign), or a file where the directory should be, is a
+    one-line error, never silently replaced: every command reads run directories through here."""
+    from spikeverse.errors import SpikeverseError
+
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise SpikeverseError(f"{run_dir} is a file, not a run directory; use another directory")
     p = Path(run_dir) / CONFIG
     if not p.is_file():
         return None
-    from spikeverse.errors import SpikeverseError
-
     try:
         cfg = yaml.safe_load(p.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:

@@ -115,6 +115,10 @@ def evaluate(
         raise SpikeverseError(f"epsilon must be in [0, 1], got {epsilon}")
     if noop_max < 0:
         raise SpikeverseError(f"noop_max must be >= 0, got {noop_max}")
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise SpikeverseError(f"max_episode_steps must be >= 1 (or None: the env's own limit), got {max_episode_steps}")
+    if num_envs < 1:
+        raise SpikeverseError(f"num_envs must be >= 1, got {num_envs}")
     cap = max_episode_steps if max_episode_steps is not None else default_eval_cap(env_id)
     k = max(1, min(num_envs, episodes))
     runners = [

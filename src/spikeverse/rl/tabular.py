@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from spikeverse.agents import check_agent_env
 from spikeverse.envs import make
 from spikeverse.envs.classic import ALIASES
 from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.io.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
-from spikeverse.io.rundir import CHECKPOINT, METRICS, MetricsWriter, write_config
+from spikeverse.io.rundir import CHECKPOINT, METRICS, MetricsWriter, read_config, write_config
 from spikeverse.progress import reporter
 from spikeverse.rl.schedules import linear_schedule
 
@@ -54,9 +55,9 @@ class TabularConfig:
     def validate(self) -> None:
         """Reject impossible hyperparameters with a one-line message."""
         checks = [
-            (0.0 < self.alpha <= 1.0, f"alpha must be in (0, 1], got {self.alpha}"),
+            (0.0 < self.alpha <= 1.0, f"alpha (--lr) must be in (0, 1], got {self.alpha}"),
             (0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
-            (self.episodes > 0, f"episodes must be > 0, got {self.episodes}"),
+            (self.episodes > 0, f"episodes (--steps) must be > 0, got {self.episodes}"),
             (0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0, "need 0 <= epsilon_end <= epsilon_start <= 1"),
             (self.epsilon_decay_episodes >= 0, "epsilon_decay_episodes must be >= 0"),
         ]
@@ -158,17 +159,21 @@ def train_tabular_run(config: TabularConfig, env_id: str, run_dir: str | Path, *
     """
     run_dir = Path(run_dir)
     ckpt = run_dir / CHECKPOINT
+    config.validate()
+    check_agent_env("tabular", env_id)
+    old = read_config(run_dir)  # a corrupted config.yaml is refused here, never overwritten
     if ckpt.exists():
         if not resume:
             raise SpikeverseError(f"{run_dir} already holds a checkpoint (rerun without --no-resume to keep it)")
         meta = read_checkpoint_meta(ckpt, kind="tabular")
-        if meta["config"] != config.to_dict() or meta["env_id"] != env_id:
+        if meta.get("config") != config.to_dict() or meta.get("env_id") != env_id or "summary" not in meta:
             raise SpikeverseError(f"{run_dir} holds another tabular run; use another --out or the same options")
         return meta["summary"]
+    if old is not None and old.get("agent") != "tabular":
+        raise SpikeverseError(f"{run_dir} holds a '{old.get('agent') or old.get('method')}' run; use another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, {"agent": "tabular", "env_id": env_id, **config.to_dict()})
-    (run_dir / METRICS).unlink(missing_ok=True)
-    metrics = MetricsWriter(run_dir / METRICS, ["episode", "episode_return", "epsilon"])
+    metrics = MetricsWriter(run_dir / METRICS, ["episode", "episode_return", "epsilon"], fresh=True)
     t0 = time.perf_counter()
     try:
         q, returns = train_tabular(env_id, config, progress=progress, on_episode=lambda e, r, eps: metrics.write(

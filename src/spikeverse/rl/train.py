@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from spikeverse.agents import check_agent_env
 from spikeverse.device import resolve_device
 from spikeverse.envs import make_vector, real_next_obs
 from spikeverse.errors import SpikeverseError
@@ -85,24 +86,34 @@ def train_dqn(
     cfg.validate()
     run_dir = Path(run_dir)
     ckpt_path = run_dir / CHECKPOINT
+    old = read_config(run_dir)  # a corrupted config.yaml is refused here, never overwritten
     saved = None
     if ckpt_path.exists():
         if not resume:
             raise SpikeverseError(f"{run_dir} already holds a checkpoint (rerun without --no-resume to continue it)")
         saved = load_checkpoint(ckpt_path, kind="dqn")
-        _check_resumable(saved[1]["config"], cfg, run_dir)
-    elif (old := read_config(run_dir)) is not None and old.get("agent") not in ("dqn", "dsqn"):
+        _check_resumable(saved[1].get("config") or {}, cfg, run_dir)
+    elif old is not None and old.get("agent") not in ("dqn", "dsqn"):
         raise SpikeverseError(f"{run_dir} holds a '{old.get('agent')}' run; use another --out")
     device = resolve_device(cfg.device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, {"agent": "dsqn" if cfg.spiking else "dqn", **cfg.to_dict()})
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     envs = make_vector(cfg.env_id, cfg.num_envs, seed=cfg.seed, training=True, **(cfg.train_env_kwargs or {}))
     obs_space = envs.single_observation_space
-    spec = network_spec(cfg, obs_space.shape, int(envs.single_action_space.n), obs_scale_for(obs_space))
-    agent = DQNAgent(cfg, spec, device)
+    try:  # an env or an --arch the network cannot work on is refused before anything is written
+        check_agent_env("dsqn" if cfg.spiking else "dqn", cfg.env_id, obs_space, envs.single_action_space)
+        spec = network_spec(cfg, obs_space.shape, int(envs.single_action_space.n), obs_scale_for(obs_space))
+        agent = DQNAgent(cfg, spec, device)
+    except RuntimeError as e:  # e.g. CNN kernels larger than the observations
+        envs.close()
+        raise SpikeverseError(f"--arch {cfg.arch} does not fit {cfg.env_id}'s observations {tuple(obs_space.shape)}: "
+                              f"{(str(e).splitlines() or [type(e).__name__])[0]}") from None
+    except BaseException:
+        envs.close()
+        raise
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, {"agent": "dsqn" if cfg.spiking else "dqn", **cfg.to_dict()})
     step, episodes, best_score, best_step, best_state = 0, 0, -math.inf, None, None
     wall0 = 0.0  # training wall seconds of the steps before this call (kept across resumes)
     init_scales = None  # DSQN: the data-dependent initialisation's factors, once done
@@ -124,8 +135,9 @@ def train_dqn(
     buffer_kwargs = dict(alpha=cfg.per_alpha, eps=cfg.per_eps) if cfg.per else {}
     buffer = buffer_cls(cfg.buffer_size, obs_space.shape, obs_space.dtype, seed=cfg.seed + step, **buffer_kwargs)
     nstep = NStepAccumulator(cfg.num_envs, cfg.nstep, cfg.gamma)
-    metrics = MetricsWriter(run_dir / METRICS, METRIC_FIELDS)
-    evals = MetricsWriter(run_dir / EVALS, EVAL_FIELDS)
+    # no checkpoint (a first run, or one killed before its first checkpoint): the logs start afresh
+    metrics = MetricsWriter(run_dir / METRICS, METRIC_FIELDS, fresh=saved is None)
+    evals = MetricsWriter(run_dir / EVALS, EVAL_FIELDS, fresh=saved is None)
     if saved is not None:
         metrics.truncate_after(step)
         evals.truncate_after(step)
