@@ -147,6 +147,7 @@ ROWS = [
     ("sweep {dqn} --method naive --percentiles 99", "--percentiles does not apply to --method naive"),
     ("sweep {dqn} --frames 0", "--frames"),
     ("sweep {dqn} --workers 0", "workers"),
+    ("sweep {dqn} --plot {afile}", "is a file, not a folder"),
     ("sweep {tab}", "expected 'dqn'"),
     ("sweep {snn}", "expected 'dqn'"),
     ("sweep {out}", "no run directory"),

@@ -270,6 +270,8 @@ def run_sweep(run_dir: str | Path, *, timesteps: Sequence[int] = DEFAULT_TIMESTE
         raise SpikeverseError(f"epsilon must be in [0, 1], got {epsilon}")
     if frames < 1:
         raise SpikeverseError(f"--frames must be >= 1, got {frames}")
+    if plot_dir is not None and Path(plot_dir).exists() and not Path(plot_dir).is_dir():
+        raise SpikeverseError(f"--plot {plot_dir} is a file, not a folder for the figures")  # before the sweep
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if workers is not None and (int(workers) != workers or workers < 1):
         raise SpikeverseError(f"workers must be an integer >= 1, got {workers}")
