@@ -91,6 +91,7 @@ class DQNConfig:
         """Reject impossible hyperparameters with a one-line message."""
         checks = [
             (self.total_steps > 0, f"--steps must be > 0, got {self.total_steps}"),
+            (int(self.seed) == self.seed and self.seed >= 0, f"--seed must be an integer >= 0, got {self.seed}"),
             (self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),

@@ -119,6 +119,8 @@ def evaluate(
         raise SpikeverseError(f"max_episode_steps must be >= 1 (or None: the env's own limit), got {max_episode_steps}")
     if num_envs < 1:
         raise SpikeverseError(f"num_envs must be >= 1, got {num_envs}")
+    if int(seed) != seed or seed < 0:
+        raise SpikeverseError(f"the evaluation seed must be an integer >= 0, got {seed}")
     cap = max_episode_steps if max_episode_steps is not None else default_eval_cap(env_id)
     k = max(1, min(num_envs, episodes))
     runners = [

@@ -56,6 +56,7 @@ class TabularConfig:
         """Reject impossible hyperparameters with a one-line message."""
         checks = [
             (0.0 < self.alpha <= 1.0, f"alpha (--lr) must be in (0, 1], got {self.alpha}"),
+            (int(self.seed) == self.seed and self.seed >= 0, f"--seed must be an integer >= 0, got {self.seed}"),
             (0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
             (self.episodes > 0, f"episodes (--steps) must be > 0, got {self.episodes}"),
             (0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0, "need 0 <= epsilon_end <= epsilon_start <= 1"),
