@@ -76,9 +76,10 @@ def load_source(run_dir: str | Path | None = None, *, state_dict: str | Path | N
 def convert_source(out: str | Path, run_dir: str | Path | None = None, *, state_dict: str | Path | None = None,
                    env_id: str | None = None, method: str = "tan", readout: str | None = None,
                    device: str | torch.device = "cpu", **options: Any) -> dict[str, Any]:
-    """Load a source network, convert it with ``method`` (options: percentile, timesteps,
-    frames, epsilon, seed, and the method's own, see ``convert.methods``) and save the SNN run
-    directory ``out``. Returns the summary written to the checkpoint metadata (plus ``snn_dir``)."""
+    """Load a source network, convert it with ``method`` (options: timesteps, frames, epsilon,
+    seed, and the method's own, e.g. percentile for tan and fast: ``convert.methods.method_options``;
+    any other is refused before anything is loaded) and save the SNN run directory ``out``.
+    Returns the summary written to the checkpoint metadata (plus ``snn_dir``)."""
     check_options(method, **({} if readout is None else {"readout": readout}), **options)  # before any work
     check_snn_dir(out)
     ann, env, source = load_source(run_dir, state_dict=state_dict, env_id=env_id, device=device)

@@ -10,7 +10,9 @@
   trained thresholds (channel-wise), every IF neuron starting at V_thr/2, the analog (membrane)
   readout, and optionally the early decision.
 
-Every method returns (SpikingQNetwork, info); ``info`` is saved with the SNN.
+Every method returns (SpikingQNetwork, info); ``info`` is saved with the SNN. Each takes its own
+keyword options only (:func:`method_options`); any other is refused with a one-line error naming
+it, and :func:`check_options` checks names and values before any work.
 """
 
 from __future__ import annotations
