@@ -149,8 +149,11 @@ def render_cartpole(d: dict) -> str:
         md.append(f"| {r['seed']} | {e['mean']:.1f} +- {e['std']:.1f} | {r['solved_step']} | {r['solved_wall_s']} | "
                   f"{r['train_wall_s']} | {e['firing_rate']:.3f} | {e['synops_per_decision']:.0f} | "
                   f"{e['energy_uJ_per_decision']:.4f} |")
-    md += ["", f"{ok}/{len(rows)} seeds reach an evaluation mean >= {SOLVED:g}; median evaluation mean "
-           f"{d['median_eval_mean']:.1f}; median time to solve {d['median_solved_wall_s']} s (seeds that solved).", ""]
+    solved_in = sum(r["solved_step"] is not None for r in rows)
+    t = "-" if d["median_solved_wall_s"] is None else f"{d['median_solved_wall_s']} s"
+    md += ["", f"{ok}/{len(rows)} seeds reach an evaluation mean >= {SOLVED:g} (20 episodes); median evaluation mean "
+           f"{d['median_eval_mean']:.1f}. {solved_in}/{len(rows)} runs had a model-selection evaluation >= "
+           f"{SOLVED:g}; median time to it {t}.", ""]
     return "\n".join(md)
 
 
