@@ -146,7 +146,8 @@ def render_cartpole(d: dict) -> str:
           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         e = r["eval20"]
-        md.append(f"| {r['seed']} | {e['mean']:.1f} +- {e['std']:.1f} | {r['solved_step']} | {r['solved_wall_s']} | "
+        step, wall = ("-", "-") if r["solved_step"] is None else (r["solved_step"], r["solved_wall_s"])
+        md.append(f"| {r['seed']} | {e['mean']:.1f} +- {e['std']:.1f} | {step} | {wall} | "
                   f"{r['train_wall_s']} | {e['firing_rate']:.3f} | {e['synops_per_decision']:.0f} | "
                   f"{e['energy_uJ_per_decision']:.4f} |")
     solved_in = sum(r["solved_step"] is not None for r in rows)
