@@ -3,8 +3,8 @@
 With PyTorch's default initialisation (Kaiming uniform) and DSQN neurons at V_th = 1, tau = 2
 (seed 003), the observations of CartPole or MinAtar drive almost no neuron to threshold (the first hidden
 layer on random CartPole states barely fires, the second and MinAtar Breakout's layers do not;
-no results file keeps these rates). Surrogate gradients then start from a silent network. With
-this initialisation the DSQN CartPole default solves the seeds in benchmarks/results/dsqn_cartpole.md.
+no results file keeps these rates). Surrogate gradients then start from a silent network. The DSQN
+CartPole default, with this initialisation, is measured in benchmarks/results/dsqn_cartpole.md.
 
 This initialisation (ours, in the spirit of the layer-wise threshold balancing of conversion,
 seed 001) scales the synapses feeding each spiking layer, first to last, by one factor c per layer
