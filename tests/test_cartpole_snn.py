@@ -213,10 +213,10 @@ def test_es_resume_after_interruption_repeats_the_run(tmp_path):
             raise _Stop
 
     with pytest.raises(_Stop):
-        run_es(cfg, tmp_path / "cut", ex, progress=stop_after_2)
+        run_es(cfg, tmp_path / "cut", ex, on_generation=stop_after_2)
     assert len(_rows(tmp_path / "cut")) == 2
     seen = []
-    summary = run_es(cfg, tmp_path / "cut", ex, progress=lambda r: seen.append(r["generation"]))
+    summary = run_es(cfg, tmp_path / "cut", ex, on_generation=lambda r: seen.append(r["generation"]))
     assert seen == [3, 4] and summary["generations"] == 4
     assert _rows(tmp_path / "cut") == _rows(tmp_path / "whole")
     individuals = _csv(tmp_path / "cut" / "individuals.csv")

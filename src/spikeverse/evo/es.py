@@ -297,16 +297,13 @@ def summary(run_dir: Path, state: _State) -> dict:
             "wall_s": round(state.rows[-1]["wall_s"], 2) if state.rows else 0.0}
 
 
-def run_es(cfg: ESConfig, run_dir: str | Path, executor, progress: bool | None | Callable[[dict], None] = None,
+def run_es(cfg: ESConfig, run_dir: str | Path, executor, progress: bool | None = None,
            on_generation: Callable[[dict], None] | None = None) -> dict:
     """Evolve the CartPole SNN with OpenAI-ES into ``run_dir`` (resuming the same run). Returns
     {"run_dir", "env", "method", "generations", "best_fitness" (best individual),
     "best_mean_weights_fitness", "best_mean_weights_generation", "solved_generation", "wall_s"}.
     ``on_generation(row)`` gets each generation's CSV row after its checkpoint is written.
-    ``progress``: generations on a bar (a terminal) or a line per ~10% (None), or silent (False);
-    a callable there is taken as ``on_generation`` (the older signature)."""
-    if callable(progress):
-        progress, on_generation = None, progress
+    ``progress``: generations on a bar (a terminal) or a line per ~10% (None), or silent (False)."""
     run_dir = Path(run_dir)
     config = run_config(cfg)
     state = _start(run_dir, cfg, config)
