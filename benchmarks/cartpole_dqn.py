@@ -9,7 +9,7 @@ protocol, and the wall-time ratio is reported.
 The defaults were chosen on seeds 0-4 (results/cartpole_dqn_tuning_seeds.{json,md}); the headline
 is measured on seeds the tuning never saw:
 
-    python benchmarks/cartpole_dqn.py --seeds $(seq 100 109) --threads 1   # about 40 s per seed
+    python benchmarks/cartpole_dqn.py --seeds $(seq 100 119) --threads 1   # 1-6 min per seed on a shared core
     python benchmarks/cartpole_dqn.py --report      # rewrite the markdown from the JSON alone
 
 Each finished seed is kept in benchmarks/runs/cartpole_dqn/ (a rerun skips it), so a killed run
@@ -121,7 +121,7 @@ REPORTS = {NAME: render, "cartpole_dqn_tuning_seeds": render}
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 110)))
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 120)))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sb3", action="store_true", help="also run SB3's DQN (stable-baselines3) on each seed")
     ap.add_argument("--runs", default=str(RUNS / NAME), help="finished seeds are kept here (a rerun skips them)")

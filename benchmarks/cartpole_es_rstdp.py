@@ -12,7 +12,7 @@ The ES defaults were tuned on seeds 0-2, R-STDP's on seed 0 (module docstrings o
 rl/rstdp.py; seed 0's run: results/cartpole_es_rstdp_tuning_seeds.json); the headline runs on
 seeds the tuning never saw:
 
-    python benchmarks/cartpole_es_rstdp.py --seeds $(seq 100 109) --methods es rstdp --workers 1
+    python benchmarks/cartpole_es_rstdp.py --seeds $(seq 100 109) --methods es rstdp angle --workers 1
     python benchmarks/cartpole_es_rstdp.py --report     # rewrite the markdown from the JSON alone
 
 Every (method, seed) trains in benchmarks/runs/cartpole_es_rstdp/METHOD-seedS (ES and R-STDP
