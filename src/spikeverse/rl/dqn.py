@@ -45,7 +45,7 @@ class DQNAgent:
         self.online = QNetwork(spec).to(device)
         self.target = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
-        # the fused kernel is 3x faster than the loop for the many small tensors of RL networks
+        # the fused kernel is faster than the loop for the many small tensors of RL networks
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
 
     @property
