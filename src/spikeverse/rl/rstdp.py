@@ -24,7 +24,7 @@ with phi = theta + h theta_dot the pole angle predicted h = ``critic_horizon`` (
 r = +1 when the action reduced |phi|, -1 when it increased it, and r = -``failure_punishment``
 when the episode fails (the pole falls or the cart leaves the track; not at the time limit).
 Under a random policy this critic agrees with the controller "push toward the side of phi"
-(which itself balances the pole) on most steps, the angle alone (h = 0) on about half (no
+(which itself balances the pole) on most steps, the angle alone (h = 0) far less often (no
 results file keeps these shares; R-STDP with each critic: benchmarks/results/cartpole_es_rstdp.md).
 
 Exploration: every motor neuron receives background noise spikes (Bernoulli per step at
