@@ -2,7 +2,7 @@
 DQN vs converted SNN vs DSQN. Every number comes from the CLI (``spikeverse train/convert/evaluate
 --json``), run as subprocesses, ``--workers`` at a time with one torch thread each.
 
-    python benchmarks/dsqn.py cartpole --seeds $(seq 100 109) --workers 2
+    python benchmarks/dsqn.py cartpole --seeds $(seq 100 119) --workers 2
         the default DSQN config (T=16) per seed: wall time of training, time to solve (the first
         model-selection evaluation >= 475), and the evaluation of the kept weights (20 episodes,
         seed 1000 + seed). The defaults were tuned on seeds 0-2 (dsqn_cartpole_tuning_seeds.*);
