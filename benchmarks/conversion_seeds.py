@@ -17,15 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-RUNS = HERE / "runs"
+from _results import RUNS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
+
 NAME = "conversion_seeds"
 TUNED_ON = "the default CartPole DQN of seed 0 (benchmarks/conversion.py, results/conversion_CartPole-v1.json)"
 TARGET = 0.99
@@ -42,8 +40,8 @@ def _cli(args: list[str]) -> dict:
 
 def run_seed(seed: int, dqn_runs: Path, runs: Path, episodes: int) -> dict:
     unit = runs / f"fast-seed{seed}.json"
-    if unit.exists():
-        return json.loads(unit.read_text())
+    if (done := load_unit(unit)) is not None:
+        return done
     dqn = dqn_runs / f"sv-{seed}"
     if not (dqn / "checkpoint.safetensors").exists():
         raise SystemExit(f"no DQN for seed {seed} in {dqn} (run benchmarks/cartpole_dqn.py --seeds {seed} first)")
@@ -56,10 +54,7 @@ def run_seed(seed: int, dqn_runs: Path, runs: Path, episodes: int) -> dict:
                energy_uJ_per_decision=ev["energy_uJ_per_decision"],
                ann_energy_uJ_per_decision=ev["ann_energy_uJ_per_decision"],
                test_agreement=(conv.get("qcfs") or {}).get("test_agreement"))
-    runs.mkdir(parents=True, exist_ok=True)
-    tmp = unit.with_suffix(".tmp")
-    tmp.write_text(json.dumps(row))
-    tmp.replace(unit)
+    save_unit(unit, row)
     return row
 
 
@@ -67,7 +62,7 @@ def summarise(rows: list[dict], command: str, episodes: int) -> dict:
     crs = [r["conversion_rate"] for r in rows]
     return dict(benchmark=NAME, env="CartPole-v1", command=command, episodes=episodes, tuned_on=TUNED_ON,
                 target=TARGET, rows=rows, seeds=[r["seed"] for r in rows],
-                reached_target=sum(c >= TARGET for c in crs), median_conversion_rate=round(statistics.median(crs), 4),
+                reached_target=sum(c >= TARGET for c in crs), median_conversion_rate=median(crs, 4),
                 lowest_conversion_rate=min(crs),
                 within_noise=sum(r["p_value"] is None or r["p_value"] > 0.05 for r in rows))
 
@@ -77,7 +72,7 @@ def render(d: dict) -> str:
     lines = ["# Fast conversion of CartPole DQNs it was not tuned on", "",
              f"`{d['command']}`", "",
              f"The fast method's defaults were tuned on {d['tuned_on']}; the DQNs here are the default CartPole "
-             f"DQNs of seeds {rows[0]['seed']}-{rows[-1]['seed']} (benchmarks/cartpole_dqn.py), converted with "
+             f"DQNs of seeds {seed_span(d['seeds'])} (benchmarks/cartpole_dqn.py), converted with "
              f"`spikeverse convert --method fast` (defaults) and played by `spikeverse evaluate --episodes "
              f"{d['episodes']} --seed 1000+SEED` (epsilon 0.05; the DQN in the shadow for the conversion rate, "
              "the DQN alone on the same episodes for Welch's test).", "",
@@ -108,9 +103,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from the JSON")
     args = ap.parse_args()
-    out_json, out_md = RESULTS / f"{NAME}.json", RESULTS / f"{NAME}.md"
     if args.report:
-        out_md.write_text(render(json.loads(out_json.read_text())))
+        rewrite_reports(REPORTS)
         return
     dqn_runs, runs = Path(args.dqn_runs), Path(args.runs)
     done = 0
@@ -126,9 +120,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.workers) as pool:
         rows = list(pool.map(one, args.seeds))
     command = f"python benchmarks/conversion_seeds.py --seeds {' '.join(map(str, args.seeds))} --workers {args.workers}"
-    d = summarise(sorted(rows, key=lambda r: r["seed"]), command, args.episodes)
-    out_json.write_text(json.dumps(d, indent=1) + "\n")
-    out_md.write_text(render(d))
+    write_report(NAME, summarise(sorted(rows, key=lambda r: r["seed"]), command, args.episodes), render)
 
 
 if __name__ == "__main__":
