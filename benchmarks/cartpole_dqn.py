@@ -39,7 +39,8 @@ SOLVED = 475.0
 def run_spikeverse(seed: int, workdir: Path) -> dict:
     from spikeverse.rl.config import DQNConfig
     from spikeverse.rl.evaluation import evaluate
-    from spikeverse.rl.train import load_dqn, train_dqn
+    from spikeverse.rl.checkpoint import load_dqn
+    from spikeverse.rl.train import train_dqn
 
     cfg = DQNConfig.for_env("CartPole-v1", seed=seed, device="cpu")
     shutil.rmtree(workdir / f"sv-{seed}", ignore_errors=True)  # a killed run's partial seed starts over

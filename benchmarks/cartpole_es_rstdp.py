@@ -1,7 +1,7 @@
 """CartPole-v1: an evolution strategy vs reward-modulated STDP on the same spiking network
 (issue 6; Hasegan et al., seed 002 sec. 2.3: EVOL 499 of 500 steps, STDP-RL 64-145).
 
-Per seed: trains the CartPole SNN (``evo.cartpole_snn``) with OpenAI-ES (``evo.es``, default
+Per seed: trains the CartPole SNN (``models.cartpole_snn``) with OpenAI-ES (``evo.es``, default
 config, until its mean weights reach 475 over 20 + 100 episodes, at most 200 generations) and
 with R-STDP (``rl.rstdp``, default config, 200 episodes), then evaluates each on the same 100
 episodes of the evaluation protocol (``rl.evaluation.evaluate``, epsilon 0, evaluation seed 0),

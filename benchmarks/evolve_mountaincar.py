@@ -42,7 +42,7 @@ from spikeverse.agents import load_policy
 from spikeverse.device import tune_cpu_allocator
 from spikeverse.evo import make_executor
 from spikeverse.evo.ga import GAConfig, evaluate, run_ga
-from spikeverse.evo.mountaincar import MountainCarSNN
+from spikeverse.models.mountaincar_snn import MountainCarSNN
 from spikeverse.rl.evaluation import evaluate as evaluate_policy
 
 from _results import RUNS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report

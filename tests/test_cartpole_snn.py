@@ -13,10 +13,11 @@ import torch
 from spikeverse.agents import load_policy
 from spikeverse.cli.app import main
 from spikeverse.errors import SpikeverseError
-from spikeverse.evo.cartpole_snn import (CartPoleBatch, CartPoleSNN, SNNPolicy, decide, episode_starts,
-                                         load_cartpole_snn, quantize)
+from spikeverse.envs.batched_cartpole import CartPoleBatch, episode_starts
 from spikeverse.evo.es import Adam, ESConfig, centered_ranks, es_gradient, population, run_es
-from spikeverse.evo.executor import derive_seed, make_executor
+from spikeverse.evo.executor import make_executor
+from spikeverse.models.cartpole_snn import CartPoleSNN, SNNPolicy, decide, load_cartpole_snn
+from spikeverse.runtime import derive_seed, quantize
 from spikeverse.io.checkpoint import load_checkpoint
 from spikeverse.policy import greedy_actions
 from spikeverse.rl.evaluation import evaluate

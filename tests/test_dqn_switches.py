@@ -15,7 +15,8 @@ from spikeverse.rl.dqn import DQNAgent
 from spikeverse.rl.noisy import NoisyLinear
 from spikeverse.rl.replay import PrioritizedReplayBuffer, ReplayBuffer
 from spikeverse.rl.networks import NetworkSpec, QNetwork
-from spikeverse.rl.train import load_dqn, train_dqn
+from spikeverse.rl.checkpoint import load_dqn
+from spikeverse.rl.train import train_dqn
 
 SMALL = dict(total_steps=400, learning_starts=100, batch_size=16, buffer_size=1000, eval_interval=0,
              target_update_interval=50, device="cpu", hidden=(32,))

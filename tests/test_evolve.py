@@ -14,7 +14,7 @@ from spikeverse.cli.app import main
 from spikeverse.errors import SpikeverseError
 from spikeverse.evo import make_executor
 from spikeverse.evo.ga import GAConfig, load_run, next_generation, run_ga
-from spikeverse.evo.mountaincar import MountainCarSNN, decide
+from spikeverse.models.mountaincar_snn import MountainCarSNN, decide
 
 SMALL = ["--population", 8, "--target", 1.0]  # a target above the goal: the budget decides the end
 
@@ -286,7 +286,7 @@ def test_episodes_and_start_reach_the_run_config(tmp_path, capsys):
 
 def test_an_evolved_network_plays_through_evaluate(tmp_path, capsys):
     from spikeverse.agents import load_policy
-    from spikeverse.evo.mountaincar import MountainCarPolicy
+    from spikeverse.models.mountaincar_snn import MountainCarPolicy
     from spikeverse.policy import greedy_actions
     from spikeverse.rl.evaluation import evaluate
 

@@ -11,7 +11,7 @@ from scipy import stats
 from spikeverse.analysis.statistics import compare
 from spikeverse.cli.app import main
 from spikeverse.errors import SpikeverseError
-from spikeverse.sweep import parse_list, pearson, run_sweep
+from spikeverse.study.sweep import parse_list, pearson, run_sweep
 
 GRID = dict(timesteps=(16, 4), percentiles=(100, 99), readouts=("rate", "robust"), episodes=3, frames=300,
             progress=False)
@@ -57,7 +57,7 @@ def test_each_row_is_the_snn_of_its_setting_played_with_the_dqn_in_the_shadow(ru
     played on the sweep's protocol (3 episodes, seed 0, epsilon 0.05) with the DQN in the shadow."""
     from spikeverse.convert import SpikingQNetwork, from_module, normalize
     from spikeverse.rl.evaluation import evaluate
-    from spikeverse.rl.train import load_dqn
+    from spikeverse.rl.checkpoint import load_dqn
 
     ann = from_module(load_dqn(run)[0])
     rates = []

@@ -11,6 +11,8 @@ from typing import Sequence
 import numpy as np
 
 from spikeverse.analysis.plots import _save, plt
+from spikeverse.evo import es, ga
+from spikeverse.models.mountaincar_snn import HIGH, LOW, MountainCarSNN
 
 FIGURES = ("fitness.png", "output_heatmaps.png", "episode.png")
 NEURON_NAMES = ("neuron 1 (left)", "neuron 2 (no push)", "neuron 3 (right)")
@@ -90,11 +92,9 @@ def evolve_figures(run_dir: str | Path) -> list[Path]:
     """The three figures of a Mountain Car evolve run into ``run_dir/figures/``: the fitness
     history, the best network's output heatmaps and its episode from the start state it was
     scored on."""
-    from spikeverse.evo.ga import load_run
-    from spikeverse.evo.mountaincar import HIGH, LOW, MountainCarSNN
 
     run_dir = Path(run_dir)
-    cfg, state = load_run(run_dir)
+    cfg, state = ga.load_run(run_dir)
     net = MountainCarSNN.from_dict(cfg["network"])
     figs = run_dir / "figures"
     history = np.stack(state.history)
@@ -113,12 +113,10 @@ def evolve_figures(run_dir: str | Path) -> list[Path]:
 def es_figures(run_dir: str | Path) -> list[Path]:
     """The fitness history of a CartPole ES run into ``run_dir/figures/fitness.png``: every
     individual, each generation's best and mean, and the mean weights' evaluation."""
-    from spikeverse.evo.es import load_run
-
     run_dir = Path(run_dir)
-    cfg, state = load_run(run_dir)
-    es = cfg["es"]
-    return [fitness_per_individual(np.stack(state.fitness), run_dir / "figures" / FIGURES[0], target=es.get("target"),
-                                   title=f"{cfg['env']}, ES, seed {es['seed']}",
+    cfg, state = es.load_run(run_dir)
+    es_cfg = cfg["es"]
+    return [fitness_per_individual(np.stack(state.fitness), run_dir / "figures" / FIGURES[0], target=es_cfg.get("target"),
+                                   title=f"{cfg['env']}, ES, seed {es_cfg['seed']}",
                                    ylabel="fitness (mean episode length)",
                                    lines={"mean weights": [r["mean_weights"] for r in state.rows]})]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spikeverse.analysis.evo_plots import es_figures, evolve_figures
+from spikeverse.analysis.plots import learning_curve
 from spikeverse.errors import SpikeverseError
 from spikeverse.io.rundir import EVALS, METRICS, read_metrics, require_config
 
@@ -25,7 +27,6 @@ def _column(rows: list[dict], key: str) -> list[float]:
 
 def training_figures(run_dir: Path, cfg: dict) -> list[Path]:
     """The learning curve of a training run (dqn, dsqn, rstdp or tabular) from its CSV files."""
-    from spikeverse.analysis.plots import learning_curve
 
     agent = cfg["agent"]
     rows = read_metrics(run_dir / METRICS)
@@ -49,11 +50,9 @@ def run_figures(run_dir: str | Path) -> list[Path]:
     cfg = require_config(run_dir)
     method, agent = cfg.get("method"), cfg.get("agent")
     if method == "ga":
-        from spikeverse.analysis.evo_plots import evolve_figures
 
         return evolve_figures(run_dir)
     if method == "es":
-        from spikeverse.analysis.evo_plots import es_figures
 
         return es_figures(run_dir)
     if agent in ("dqn", "dsqn", "rstdp", "tabular"):

@@ -100,7 +100,7 @@ def encode(
         x = x.unsqueeze(-1)  # every pixel is one variable: [1, pixels, 1] -> [1, pixels, bins]
     window = enc(x, timesteps).reshape(timesteps, -1).numpy()  # [T, neurons]
     if plot is not None:
-        from spikeverse.snn.plots_coding import plot_encoding
+        from spikeverse.analysis.coding_plots import plot_encoding
         plot_encoding(plot, img, window, f"{encoder} encoding, T={timesteps}")
     rates = window.mean(0)
     summary = {"image": source, "shape": list(img.shape), "encoder": encoder, "timesteps": timesteps,

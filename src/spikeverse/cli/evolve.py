@@ -51,8 +51,8 @@ def evolve(
 
     out = out or default_run_dir(env, method, seed)
     if method == "es":
-        from spikeverse.evo.cartpole_snn import CartPoleSNN
         from spikeverse.evo.es import ESConfig, run_es
+        from spikeverse.models.cartpole_snn import CartPoleSNN
 
         stray = [f"--{k}" for k, v in dict(neuron=neuron, start=start, elite=elite).items() if v is not None]
         if stray:
@@ -65,7 +65,7 @@ def evolve(
         generations = cfg.generations
     else:
         from spikeverse.evo.ga import GAConfig, run_ga
-        from spikeverse.evo.mountaincar import MountainCarSNN
+        from spikeverse.models.mountaincar_snn import MountainCarSNN
 
         generations = 20 if generations is None else generations
         config = GAConfig(population=population, generations=generations, seed=seed, elite=2 if elite is None else elite,

@@ -79,7 +79,7 @@ def neuron(
                           weight=1.0 if weight is None else weight, seed=seed)
     names = [k for k in out["v_m"] if k != "t"]
     if plot is not None:
-        from spikeverse.snn.plots_neuron import plot_membrane_traces
+        from spikeverse.analysis.neuron_plots import plot_membrane_traces
 
         plot_membrane_traces(out["v_m"]["t"], {k: out["v_m"][k] for k in names}, out["spikes"], plot,
                              v_th=threshold, unit=unit, title=f"{model}, {duration:g} ms at dt {dt:g} ms")

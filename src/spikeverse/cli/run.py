@@ -33,7 +33,7 @@ def run(
     from spikeverse.cli.convert import FINETUNE_OPTIONS, flag
     from spikeverse.convert import METHODS, method_options
     from spikeverse.errors import SpikeverseError
-    from spikeverse.pipeline import run_pipeline
+    from spikeverse.study.pipeline import run_pipeline
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     given = {k: v for k, v in dict(percentile=percentile, levels=levels, finetune_steps=finetune_steps,

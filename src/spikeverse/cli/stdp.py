@@ -53,8 +53,8 @@ def stdp(
     """Plot or print an STDP rule: the pair window or the trace-based rule over time."""
     from dataclasses import asdict
 
+    from spikeverse.analysis.plasticity_plots import plot_stdp_window, plot_trace_stdp
     from spikeverse.snn.plasticity import PairSTDP, TraceSTDP, stdp_window_curve, trace_stdp_experiment
-    from spikeverse.snn.plots_plasticity import plot_stdp_window, plot_trace_stdp
 
     pair_rule, pair_run = _given(a_plus=a_plus, a_minus=a_minus), _given(span=span)
     trace_rule = _given(wmin=wmin, wmax=wmax, lam=lam, alpha=alpha, mu_plus=mu_plus, mu_minus=mu_minus)

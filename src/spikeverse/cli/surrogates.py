@@ -21,8 +21,8 @@ def surrogates(
     """List the surrogate gradients (forward H(x), backward g'(x)) with their default parameters."""
     import numpy as np
 
+    from spikeverse.analysis.coding_plots import plot_surrogates, surrogate_curves
     from spikeverse.errors import SpikeverseError
-    from spikeverse.snn.plots_coding import plot_surrogates, surrogate_curves
 
     if points is not None and not as_json:
         raise SpikeverseError("--points applies with --json only (the samples it prints)")

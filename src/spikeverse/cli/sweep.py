@@ -30,7 +30,7 @@ def sweep(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Sweep T, p and the readout of the converted SNN: score, conversion rate, Pearson r, DQN vs SNN."""
-    from spikeverse.sweep import markdown, parse_list, run_sweep
+    from spikeverse.study.sweep import markdown, parse_list, run_sweep
 
     if percentiles is not None and method == "naive":
         from spikeverse.errors import SpikeverseError

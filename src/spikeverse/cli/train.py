@@ -131,7 +131,7 @@ def _rstdp_network(hidden: Optional[str]):
         from spikeverse.errors import SpikeverseError
 
         raise SpikeverseError(f"--agent rstdp has one hidden layer: give --hidden N, got '{hidden}'")
-    from spikeverse.evo.cartpole_snn import CartPoleSNN
+    from spikeverse.models.cartpole_snn import CartPoleSNN
 
     return CartPoleSNN(hidden=widths[0])
 

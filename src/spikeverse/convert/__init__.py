@@ -23,26 +23,50 @@ from typing import Any
 import torch
 
 from spikeverse.convert.graph import (
-    FlatQNetwork, env_io, fold_dueling, from_module, from_state_dict, load_state_dict_file,
+    FlatQNetwork,
+    env_io,
+    fold_dueling,
+    from_module,
+    from_state_dict,
+    load_state_dict_file,
 )
 from spikeverse.convert.io import check_snn_dir, load_ann, load_snn, save_snn
 from spikeverse.convert.methods import (
-    DEFAULT_READOUT, METHODS, check_options, convert_ann, convert_fast, convert_naive, convert_tan, layer_scales,
-    method_options, options_for,
+    DEFAULT_READOUT,
+    METHODS,
+    check_options,
+    convert_ann,
+    convert_fast,
+    convert_naive,
+    convert_tan,
+    layer_scales,
+    method_options,
+    options_for,
+)
+from spikeverse.convert.normalize import (
+    ActivationStats,
+    activation_stats,
+    check_percentile,
+    collect_activations,
+    normalize,
 )
 from spikeverse.convert.qcfs import QCFS, qcfs_finetune
-from spikeverse.convert.normalize import (
-    ActivationStats, activation_stats, check_percentile, collect_activations, normalize,
-)
 from spikeverse.convert.spiking import (
-    ENERGY_CONVENTION, READOUTS, SpikingQNetwork, agreement, check_readout, check_timesteps, energy_uj, readout,
+    ENERGY_CONVENTION,
+    READOUTS,
+    SpikingQNetwork,
+    agreement,
+    check_readout,
+    check_timesteps,
+    energy_uj,
+    readout,
 )
 from spikeverse.errors import SpikeverseError
-
+from spikeverse.rl.checkpoint import load_dqn
 
 __all__ = [
     "ActivationStats", "DEFAULT_READOUT", "ENERGY_CONVENTION", "FlatQNetwork", "METHODS", "QCFS", "READOUTS",
-    "check_options", "method_options", "options_for",
+    "check_options", "check_percentile", "check_readout", "check_timesteps", "method_options", "options_for",
     "SpikingQNetwork", "activation_stats", "agreement", "collect_activations", "convert_ann", "convert_fast",
     "convert_naive", "convert_source", "convert_tan", "energy_uj", "layer_scales", "qcfs_finetune",
     "env_io", "fold_dueling", "from_module", "from_state_dict", "load_ann", "load_snn", "load_source",
@@ -57,8 +81,6 @@ def load_source(run_dir: str | Path | None = None, *, state_dict: str | Path | N
     if (run_dir is None) == (state_dict is None):
         raise SpikeverseError("give either a run directory or --state-dict FILE (with --env)")
     if run_dir is not None:
-        from spikeverse.rl.train import load_dqn
-
         if not Path(run_dir).exists():
             raise SpikeverseError(f"no run directory at {run_dir}")
         net, meta = load_dqn(run_dir, "best", device)

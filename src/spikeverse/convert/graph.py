@@ -31,7 +31,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from spikeverse.envs import make, obs_scale_for
 from spikeverse.errors import SpikeverseError
+from spikeverse.rl.networks import QNetwork
+from spikeverse.rl.noisy import NoisyLinear
 
 # layers that are the identity at evaluation time and are simply dropped
 _IDENTITY = (nn.Identity, nn.Dropout)
@@ -173,8 +176,6 @@ def _fold_input_scale(layers: list[nn.Module], scale: float) -> None:
 
 def _copy_linear(m: nn.Module, name: str) -> nn.Linear:
     """A plain Linear with the (mean) weights of ``m``; noisy layers must be in eval mode."""
-    from spikeverse.rl.noisy import NoisyLinear
-
     if isinstance(m, NoisyLinear):
         if m.training:
             raise SpikeverseError(f"cannot convert the noisy layer '{name}' in training mode (its weights are "
@@ -207,8 +208,6 @@ def _leaves(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
 
 def _copy_plain(name: str, m: nn.Module) -> nn.Module | None:
     """A fresh copy of a supported leaf (None for an identity), or an error naming it."""
-    from spikeverse.rl.noisy import NoisyLinear
-
     if isinstance(m, _IDENTITY):
         return None
     if isinstance(m, (nn.Linear, NoisyLinear)):
@@ -240,8 +239,6 @@ def from_module(net: nn.Module, input_shape: Sequence[int] | None = None, obs_sc
     whose leaves, in registration order, are a convertible stack (then ``input_shape`` is
     needed; ``obs_scale`` is what the network's forward multiplies observations by, default 1).
     """
-    from spikeverse.rl.networks import QNetwork
-
     if isinstance(net, QNetwork):
         spec = net.spec
         if spec.atoms > 1:
@@ -467,9 +464,6 @@ def _check_flatten_size(layers: list[nn.Module], input_shape: Sequence[int], con
 def env_io(env_id: str) -> tuple[tuple[int, ...], int, float]:
     """(observation shape, number of actions, obs_scale) of an environment: uint8 frames are
     scaled by 1/255 inside the network, as spikeverse, SB3 and CleanRL all do."""
-    from spikeverse.envs import make
-    from spikeverse.rl.train import obs_scale_for
-
     env = make(env_id)
     try:
         space = env.observation_space

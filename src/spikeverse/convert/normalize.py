@@ -39,7 +39,9 @@ import torch
 from torch import nn
 
 from spikeverse.convert.graph import FlatQNetwork, synaptic_layers
+from spikeverse.envs import make
 from spikeverse.errors import SpikeverseError
+from spikeverse.progress import Progress
 
 
 def check_percentile(p: float) -> float:
@@ -179,8 +181,6 @@ def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000,
     keeps the frames (in the environment's dtype) as ``stats.observations``. ``progress``: the
     frames counted on a bar (a terminal) or a line per ~10% (None), or silent (False); ``desc``
     names the phase (default "collect ENV")."""
-    from spikeverse.envs import make
-    from spikeverse.progress import Progress
 
     if frames < 1:
         raise SpikeverseError(f"--frames must be >= 1, got {frames}")

@@ -7,6 +7,7 @@ from functools import partial
 import gymnasium as gym
 import numpy as np
 
+from spikeverse.envs.make import env_family, make
 from spikeverse.errors import SpikeverseError
 
 
@@ -30,8 +31,6 @@ def make_vector(
     ``truncated`` (a time limit cut it). ``seed`` seeds the action spaces (sub-env i with
     ``seed + i``); pass it to the first ``reset`` too, which seeds sub-env i with ``seed + i``.
     """
-    from spikeverse.envs import env_family, make
-
     if num_envs < 1:
         raise SpikeverseError(f"num_envs must be >= 1, got {num_envs}")
     env_family(env_id)  # an unknown id fails here, in this process

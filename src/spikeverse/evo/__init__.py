@@ -1,9 +1,8 @@
-"""Evolution of spiking networks (SPEC R-EVO, seed 002): the Mountain Car SNN and its fitness
-(``mountaincar``), a genetic algorithm with DEAP's operators and resumable run directories
-(``ga``), and the executors that evaluate a population in parallel, in local processes or on
-Ray (``executor``)."""
+"""Optimizers that evolve spiking networks (SPEC R-EVO, seed 002) and where their evaluations run:
+a genetic algorithm with DEAP's operators (``ga``), OpenAI-ES (``es``), and the executors that
+evaluate a population in parallel, in local processes or on Ray (``executor``). The networks they
+evolve live in ``spikeverse.models``."""
 
-from spikeverse.evo.executor import EXECUTORS, derive_seed, make_executor
-from spikeverse.evo.mountaincar import MountainCarSNN
+from spikeverse.evo.executor import EXECUTORS, make_executor
 
-__all__ = ["EXECUTORS", "MountainCarSNN", "derive_seed", "make_executor"]
+__all__ = ["EXECUTORS", "make_executor"]

@@ -60,13 +60,14 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
+from spikeverse.envs.batched_cartpole import episode_starts
 from spikeverse.errors import SpikeverseError, require_all
-from spikeverse.evo.cartpole_snn import ENV_ID, KIND, MAX_STEPS, CartPoleSNN, SNNPolicy, episode_starts
-from spikeverse.evo.executor import derive_seed
 from spikeverse.evo.ga import INDIVIDUAL_FIELDS, INDIVIDUALS_CSV
 from spikeverse.io.checkpoint import load_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, same_run, write_config
+from spikeverse.models.cartpole_snn import ENV_ID, KIND, MAX_STEPS, CartPoleSNN, SNNPolicy
 from spikeverse.progress import Progress
+from spikeverse.runtime import derive_seed
 
 GENERATIONS_CSV = "generations.csv"
 FIELDS = ("generation", "best", "mean", "std", "mean_weights", "confirm", "wall_s")

@@ -24,21 +24,10 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Iterable
 
-import numpy as np
-
 from spikeverse.errors import SpikeverseError
 
 EXECUTORS = ("local", "ray")
 RAY_MISSING = "--executor ray needs the ray extra: pip install 'spikeverse[ray]'"
-
-
-def derive_seed(*keys: int | str) -> int:
-    """A 32-bit seed that depends on ``keys`` alone (e.g. seed, generation, index, purpose), by
-    numpy's ``SeedSequence`` (strings hashed stably as their bytes)."""
-    ints = [k if isinstance(k, int) else int.from_bytes(str(k).encode(), "little") for k in keys]
-    if any(k < 0 for k in ints):
-        raise SpikeverseError(f"seeds must be >= 0, got {keys}")
-    return int(np.random.SeedSequence(ints).generate_state(1)[0])
 
 
 def _one_thread() -> None:

@@ -16,7 +16,7 @@ untuned seeds 100-149, 41/50 solve, median generation 7: benchmarks/results/evol
 ``mut_indpb`` = 0.05 (about 16 of 315 genes per mutation; seed 002 gives the mutation N(0, 1)
 but not its per-gene probability, L2L leaves it a parameter) and ``elite`` = 2 (seed 002's GA
 has none: ``elite=0``). Measured on Mountain Car with the network defaults of
-``evo.mountaincar``, seeds 0-23: elite 2 reaches 0.5 within 20 generations for 20 of 24 seeds,
+``models.mountaincar_snn``, seeds 0-23: elite 2 reaches 0.5 within 20 generations for 20 of 24 seeds,
 elite 0 for 15 (benchmarks/results/evolve_mountaincar_study.md).
 
 Randomness. The initial population comes from ``derive_seed(seed, 0, "init")``; generation g's
@@ -51,10 +51,10 @@ import torch
 from deap import algorithms, base, tools
 
 from spikeverse.errors import SpikeverseError, require_all
-from spikeverse.evo.executor import derive_seed
 from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, same_run, write_config
 from spikeverse.progress import Progress
+from spikeverse.runtime import derive_seed
 
 GENERATIONS_CSV = "generations.csv"
 INDIVIDUALS_CSV = "individuals.csv"

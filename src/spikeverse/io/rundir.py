@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from spikeverse.errors import SpikeverseError
 from spikeverse.io.checkpoint import atomic_write_text
 
 CONFIG = "config.yaml"
@@ -33,7 +34,6 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The config of ``run_dir`` (None when it has no config.yaml). A config.yaml that is not a
     YAML mapping (corrupted, truncated, foreign), or a file where the directory should be, is a
     one-line error, never silently replaced: every command reads run directories through here."""
-    from spikeverse.errors import SpikeverseError
 
     if Path(run_dir).exists() and not Path(run_dir).is_dir():
         raise SpikeverseError(f"{run_dir} is a file, not a run directory; use another directory")
@@ -54,7 +54,6 @@ def require_config(run_dir: str | os.PathLike, what: str = "run") -> dict[str, A
     """The config of ``run_dir``; a one-line error when it has none."""
     cfg = read_config(run_dir)
     if cfg is None:
-        from spikeverse.errors import SpikeverseError
 
         raise SpikeverseError(f"no {what} in {run_dir} (no {CONFIG})")
     return cfg

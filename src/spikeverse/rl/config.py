@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from spikeverse.envs import env_family
 from spikeverse.errors import SpikeverseError, require_all
+from spikeverse.snn.surrogates import surrogate
 
 
 @dataclass
@@ -121,7 +122,6 @@ class DQNConfig:
         ]
         require_all(checks)
         if self.spiking:
-            from spikeverse.snn.surrogates import surrogate
 
             surrogate(self.surrogate, self.surrogate_alpha)  # unknown names: one-line error
 

@@ -38,6 +38,7 @@ from spikeverse.errors import SpikeverseError
 from spikeverse.rl.distributional import make_support
 from spikeverse.rl.noisy import NoisyLinear
 from spikeverse.snn.cost import CostMeter, LayerCost, cost_report, describe_layers
+from spikeverse.snn.init import calibrate_firing
 from spikeverse.snn.neurons import DSQNLIFNeuron, reset_net
 from spikeverse.snn.simulate import WindowRecord, run_window
 from spikeverse.snn.surrogates import surrogate
@@ -172,7 +173,6 @@ class QNetwork(nn.Module):
     def calibrate(self, obs: torch.Tensor, rate: float) -> list[float]:
         """DSQN: scale each spiking layer's input synapses so that it fires at mean ``rate`` on
         ``obs`` (``snn.init.calibrate_firing``); returns the factors."""
-        from spikeverse.snn.init import calibrate_firing
 
         if not self.spec.spiking:
             raise SpikeverseError("only a spiking Q-network is calibrated")

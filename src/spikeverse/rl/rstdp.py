@@ -1,5 +1,5 @@
 """Reward-modulated STDP on the CartPole SNN (Hasegan et al.'s STDP-RL, seed 002 sec. 2.3 and
-eq. 2-3): the network of ``evo.cartpole_snn`` learns online, one episode after another.
+eq. 2-3): the network of ``models.cartpole_snn`` learns online, one episode after another.
 
 Synapses. Input -> hidden is fixed (random N(0, ``network.init_std``^2), from the seed); hidden ->
 motor is plastic, excitatory, in [0, ``w_max``], started at U(0, 2 ``w_init``). Plasticity is
@@ -63,13 +63,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spikeverse.envs.batched_cartpole import CartPoleBatch, episode_starts
 from spikeverse.errors import SpikeverseError, require_all
-from spikeverse.evo.cartpole_snn import (ENV_ID, KIND, MAX_STEPS, CartPoleBatch, CartPoleSNN, SNNPolicy, decide,
-                                         episode_starts, quantize, single_thread)
-from spikeverse.evo.executor import derive_seed
 from spikeverse.io.checkpoint import load_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, EVALS, METRICS, MetricsWriter, read_config, same_run, write_config
+from spikeverse.models.cartpole_snn import ENV_ID, KIND, MAX_STEPS, CartPoleSNN, SNNPolicy, decide
 from spikeverse.progress import Progress
+from spikeverse.runtime import derive_seed, quantize, single_thread
 from spikeverse.snn.plasticity import RSTDP, PairSTDP, RSTDPState, Traces
 
 METRIC_FIELDS = ("episode", "step", "length", "reward", "noise_rate", "w_mean", "wall_s")

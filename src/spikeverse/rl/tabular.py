@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from spikeverse.agents import check_agent_env
 from spikeverse.envs import make
 from spikeverse.envs.classic import ALIASES
 from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.io.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from spikeverse.io.rundir import CHECKPOINT, METRICS, MetricsWriter, read_config, write_config
 from spikeverse.progress import reporter
+from spikeverse.rl.env_check import check_agent_env
 from spikeverse.rl.schedules import linear_schedule
 
 

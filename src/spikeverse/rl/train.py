@@ -20,20 +20,25 @@ from typing import Callable
 import numpy as np
 import torch
 
-from spikeverse.agents import check_agent_env
 from spikeverse.device import resolve_device
-from spikeverse.envs import make_vector, real_next_obs
+from spikeverse.envs import make_vector, obs_scale_for, real_next_obs
 from spikeverse.errors import SpikeverseError
 from spikeverse.io.checkpoint import (
-    load_checkpoint, load_module_state, optimizer_from_flat, optimizer_to_flat, prefixed,
-    save_checkpoint, unprefixed,
+    load_checkpoint,
+    load_module_state,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    prefixed,
+    save_checkpoint,
+    unprefixed,
 )
 from spikeverse.io.rundir import CHECKPOINT, EVALS, METRICS, MetricsWriter, read_config, write_config
 from spikeverse.progress import Progress
 from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.dqn import DQNAgent, network_spec
+from spikeverse.rl.env_check import check_agent_env
 from spikeverse.rl.evaluation import evaluate
-from spikeverse.rl.networks import NetworkSpec, QNetwork
+from spikeverse.rl.networks import QNetwork
 from spikeverse.rl.nstep import NStepAccumulator
 from spikeverse.rl.replay import PrioritizedReplayBuffer, ReplayBuffer
 from spikeverse.rl.schedules import linear_schedule
@@ -52,11 +57,6 @@ class TrainResult:
     wall_s: float
     best_score: float | None
     resumed_from: int
-
-
-def obs_scale_for(space) -> float:
-    """uint8 frames (Atari) are scaled to [0, 1] inside the network."""
-    return 1.0 / 255.0 if np.dtype(space.dtype) == np.uint8 else 1.0
 
 
 def _check_resumable(saved: dict, cfg: DQNConfig, run_dir: Path) -> None:
@@ -270,16 +270,3 @@ def _quick_eval(net: QNetwork, cfg: DQNConfig, step: int):
                         progress=False)
     finally:
         net.train()
-
-
-def load_dqn(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> tuple[QNetwork, dict]:
-    """The Q-network of a DQN run (``best`` weights when the run kept them, else the last),
-    in eval mode, and the checkpoint metadata (with ``meta['weights']`` = which was loaded)."""
-    path = Path(run_dir)
-    tensors, meta = load_checkpoint(path, kind="dqn")
-    spec = NetworkSpec.from_dict(meta["network"])
-    net = QNetwork(spec)
-    prefix = "best" if which == "best" and any(k.startswith("best.") for k in tensors) else "online"
-    load_module_state(net, unprefixed(prefix, tensors), str(path))
-    meta["weights"] = prefix
-    return net.to(torch.device(device)).eval(), meta

@@ -28,8 +28,24 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from spikeverse.analysis.statistics import compare, summarize
+from spikeverse.analysis.sweep_plots import score_cr_vs_timesteps, score_vs_conversion_rate
+from spikeverse.convert import (
+    METHODS,
+    SpikingQNetwork,
+    check_percentile,
+    collect_activations,
+    convert_ann,
+    load_source,
+    method_options,
+)
+from spikeverse.convert.graph import FlatQNetwork, layers_from_layout
+from spikeverse.convert.spiking import check_readout, check_timesteps
+from spikeverse.device import resolve_device
 from spikeverse.errors import SpikeverseError
+from spikeverse.io.checkpoint import atomic_write_text
 from spikeverse.progress import Progress, announce
+from spikeverse.rl.evaluation import evaluate
 
 DEFAULT_TIMESTEPS = (8, 16, 32, 64, 128, 256, 500)
 DEFAULT_PERCENTILES = (99.0, 99.9, 99.99, 100.0)
@@ -62,8 +78,6 @@ def parse_list(text: str, kind: type = str, option: str = "list") -> list:
 def check_grid(timesteps: Iterable[int], percentiles: Iterable[float], readouts: Iterable[str],
                method: str = "tan") -> tuple[list[int], list[float], list[str]]:
     """The validated grid: T ascending, p ascending, readouts in the given order; duplicates dropped."""
-    from spikeverse.convert import METHODS, check_percentile
-    from spikeverse.convert.spiking import check_readout, check_timesteps
 
     ts, ps, rs = list(timesteps), list(percentiles), list(readouts)
     for name, v in (("timesteps", ts), ("percentiles", ps), ("readouts", rs)):
@@ -90,8 +104,6 @@ def _ann_spec(ann) -> dict[str, Any]:
 
 
 def _snn_spec(snn) -> dict[str, Any]:
-    from spikeverse.convert import SpikingQNetwork
-
     if not isinstance(snn, SpikingQNetwork):
         raise SpikeverseError(f"the sweep evaluates SpikingQNetwork conversions, not {type(snn).__name__}")
     options = snn.options() if hasattr(snn, "options") else {}
@@ -106,8 +118,6 @@ class _Evaluator:
     """Rebuilds the networks from their specs (once per process) and evaluates one setting."""
 
     def __init__(self, payload: dict[str, Any]):
-        from spikeverse.convert.graph import FlatQNetwork, layers_from_layout
-
         self.p = payload
         self.device = torch.device(payload["device"])
         spec = payload["ann"]
@@ -118,8 +128,6 @@ class _Evaluator:
         self.snns: dict[float, Any] = {}
 
     def _snn(self, p: float):
-        from spikeverse.convert import SpikingQNetwork
-
         if p not in self.snns:
             spec = self.p["snns"][p]
             snn = SpikingQNetwork(self._flat(), v_th=spec["v_th"], lambdas=spec["lambdas"], **spec["options"])
@@ -128,8 +136,6 @@ class _Evaluator:
         return self.snns[p]
 
     def __call__(self, key: tuple) -> tuple[tuple, dict[str, Any]]:
-        from spikeverse.rl.evaluation import evaluate
-
         q = self.p
         proto = dict(episodes=q["episodes"], seed=q["seed"], epsilon=q["epsilon"], progress=False)  # the sweep reports
         if key == ("dqn",):
@@ -258,9 +264,6 @@ def run_sweep(run_dir: str | Path, *, timesteps: Sequence[int] = DEFAULT_TIMESTE
     (score vs CR per readout and over all settings), ``table1`` (DQN and every setting; the best
     per readout flagged). With ``plot_dir``: figures, sweep.json and sweep.md written there.
     ``workers`` defaults to all cores on the CPU; on CUDA the settings run one after another."""
-    from spikeverse.analysis.statistics import compare, summarize
-    from spikeverse.convert import collect_activations, convert_ann, load_source, method_options
-    from spikeverse.device import resolve_device
 
     t0 = time.perf_counter()
     ts, ps, rs = check_grid(timesteps, percentiles, readouts, method)
@@ -362,8 +365,6 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> list[str]:
     """Figures (score/CR vs T, score vs CR), sweep.json and sweep.md in ``out_dir``; their paths."""
     import json
 
-    from spikeverse.analysis.sweep_plots import score_cr_vs_timesteps, score_vs_conversion_rate
-    from spikeverse.io.checkpoint import atomic_write_text
 
     out_dir = Path(out_dir)
     title = f"{result['env']}: converted SNN ({result['method']})"

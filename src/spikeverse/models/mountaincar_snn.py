@@ -77,8 +77,9 @@ import torch
 from torch import Tensor
 
 from spikeverse.errors import SpikeverseError, require_all
-from spikeverse.evo.executor import derive_seed
-from spikeverse.evo.genome import genome_matrix
+from spikeverse.io.checkpoint import load_checkpoint
+from spikeverse.models.genome import genome_matrix
+from spikeverse.runtime import derive_seed
 from spikeverse.snn.alpha import AlphaParams, alpha_propagators, alpha_state, iaf_psc_alpha_step
 from spikeverse.snn.encoders import bin_code
 from spikeverse.snn.neurons import lif_step, time_grid
@@ -367,8 +368,6 @@ class MountainCarPolicy:
 
 def load_mountaincar_snn(run_dir) -> tuple[MountainCarPolicy, dict]:
     """The best network of a GA run directory (or checkpoint file) and the checkpoint metadata."""
-    from spikeverse.io.checkpoint import load_checkpoint
-
     tensors, meta = load_checkpoint(run_dir, kind="evo")
     network = (meta.get("config") or {}).get("network")
     if meta.get("env_id") != ENV_ID or "best" not in tensors or network is None:

@@ -39,7 +39,6 @@ the untuned seeds' wall times on 1 worker are in benchmarks/results/cartpole_es_
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -47,8 +46,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from spikeverse.envs.batched_cartpole import CartPoleBatch
 from spikeverse.errors import SpikeverseError, require_all
-from spikeverse.evo.genome import genome_matrix
+from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
+from spikeverse.models.genome import genome_matrix
+from spikeverse.runtime import quantize, single_thread
 from spikeverse.snn.encoders import gaussian_code
 from spikeverse.snn.neurons import lif_step
 
@@ -59,27 +61,6 @@ HIGH = (2.4, 2.0, 0.2095, 2.0)
 ACTIONS = ("left", "right")
 MAX_STEPS = 500  # CartPole-v1's time limit
 _DTYPE = torch.float64
-_GRID = 2.0 ** 24
-
-
-def quantize(w: Tensor) -> Tensor:
-    """Weights rounded to multiples of 2^-24: a sum of them (times 0/1 spikes) is then exact in
-    float64 (53-bit significand) whatever the order, as long as its partial sums stay below 2^29."""
-    return torch.round(w * _GRID) / _GRID
-
-
-@contextlib.contextmanager
-def single_thread():
-    """torch on one thread inside the block: a window's tensors are a few KB, and on a busy
-    machine OpenMP's synchronisation made a decision several times slower (not kept in a results file)."""
-    n = torch.get_num_threads()
-    if n > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if n > 1:
-            torch.set_num_threads(n)
 
 
 @dataclass(frozen=True)
@@ -250,46 +231,6 @@ def decide(counts: Tensor) -> Tensor:
     return (counts[:, 1] > counts[:, 0]).to(torch.int64)
 
 
-class CartPoleBatch:
-    """B independent CartPole-v1 episodes in numpy: gymnasium's ``CartPoleEnv`` equations (Euler,
-    tau 0.02 s, force 10 N), float64 state, float32 observations, terminated when |x| > 2.4 or
-    |theta| > 12 degrees. ``starts`` [B, 4] are the initial states (gymnasium draws them from
-    U(-0.05, 0.05)). Finished episodes keep their state and ``done`` flag."""
-
-    gravity, masscart, masspole, length, force_mag, tau = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
-    x_threshold, theta_threshold = 2.4, 12 * 2 * math.pi / 360
-
-    def __init__(self, starts):
-        self.state = np.array(starts, dtype=np.float64).reshape(-1, 4)
-        self.done = np.zeros(len(self.state), dtype=bool)
-
-    def obs(self) -> np.ndarray:
-        return self.state.astype(np.float32)
-
-    def step(self, actions) -> np.ndarray:
-        """Advance the running episodes by their actions (0 left, 1 right); returns ``done``."""
-        live = ~self.done
-        x, x_dot, theta, theta_dot = self.state[live].T
-        total_mass = self.masspole + self.masscart
-        pml = self.masspole * self.length
-        force = np.where(np.asarray(actions)[live] == 1, self.force_mag, -self.force_mag)
-        cos, sin = np.cos(theta), np.sin(theta)
-        temp = (force + pml * np.square(theta_dot) * sin) / total_mass
-        thetaacc = (self.gravity * sin - cos * temp) / (
-            self.length * (4.0 / 3.0 - self.masspole * np.square(cos) / total_mass))
-        xacc = temp - pml * thetaacc * cos / total_mass
-        new = np.stack([x + self.tau * x_dot, x_dot + self.tau * xacc,
-                        theta + self.tau * theta_dot, theta_dot + self.tau * thetaacc], 1)
-        self.state[live] = new
-        self.done[live] = (np.abs(new[:, 0]) > self.x_threshold) | (np.abs(new[:, 2]) > self.theta_threshold)
-        return self.done
-
-
-def episode_starts(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n initial states [n, 4] ~ U(-0.05, 0.05), as CartPole-v1's reset draws them."""
-    return rng.uniform(-0.05, 0.05, size=(n, 4))
-
-
 class SNNPolicy:
     """The network with one set of weights behind the :class:`~spikeverse.policy.Policy`
     interface: ``q_values`` = the motor populations' spike counts [B, 2] (float32)."""
@@ -313,16 +254,12 @@ class SNNPolicy:
     def save(self, path, meta: dict, extra: dict[str, Tensor] | None = None) -> None:
         """A ``cartpole_snn`` checkpoint: tensor "weights" (the genome) and ``extra`` tensors;
         meta gets kind, env_id and the network's config."""
-        from spikeverse.io.checkpoint import save_checkpoint
-
         tensors = {"weights": torch.from_numpy(self.genome), **(extra or {})}
         save_checkpoint(path, tensors, {**meta, "kind": KIND, "env_id": ENV_ID, "network": self.net.to_dict()})
 
 
 def load_cartpole_snn(run_dir) -> tuple[SNNPolicy, dict]:
     """The policy of an ES or R-STDP CartPole run directory (or checkpoint file) and its metadata."""
-    from spikeverse.io.checkpoint import load_checkpoint
-
     tensors, meta = load_checkpoint(run_dir, kind=KIND)
     if "weights" not in tensors or "network" not in meta:
         raise SpikeverseError(f"{run_dir}: the {KIND} checkpoint holds no weights or network config")

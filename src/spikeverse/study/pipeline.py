@@ -14,7 +14,6 @@ from typing import Sequence
 
 from spikeverse.analysis.plots import learning_curve, score_and_agreement_vs_timesteps, score_distributions
 from spikeverse.analysis.statistics import compare, summarize
-from spikeverse.agents import check_agent_env
 from spikeverse.convert import check_options, convert_source, load_ann, load_snn, options_for
 from spikeverse.convert.io import check_snn_dir
 from spikeverse.device import resolve_device
@@ -24,6 +23,7 @@ from spikeverse.io.checkpoint import atomic_write_text
 from spikeverse.io.rundir import read_config, read_metrics
 from spikeverse.progress import Progress, announce
 from spikeverse.rl.config import DQNConfig
+from spikeverse.rl.env_check import check_agent_env
 from spikeverse.rl.evaluation import evaluate
 from spikeverse.rl.train import train_dqn
 
