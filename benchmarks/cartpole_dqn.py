@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 
 import torch
-
 from _results import RUNS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
+
+from spikeverse.runtime import HELDOUT_SEED_OFFSET
 
 NAME = "cartpole_dqn"
 TUNING_SEEDS = [0, 1, 2, 3, 4]
@@ -37,9 +38,9 @@ SOLVED = 475.0
 
 
 def run_spikeverse(seed: int, workdir: Path) -> dict:
+    from spikeverse.rl.checkpoint import load_dqn
     from spikeverse.rl.config import DQNConfig
     from spikeverse.rl.evaluation import evaluate
-    from spikeverse.rl.checkpoint import load_dqn
     from spikeverse.rl.train import train_dqn
 
     cfg = DQNConfig.for_env("CartPole-v1", seed=seed, device="cpu")
@@ -48,7 +49,7 @@ def run_spikeverse(seed: int, workdir: Path) -> dict:
     train_dqn(cfg, workdir / f"sv-{seed}", progress=False, resume=False)
     wall = time.perf_counter() - t0
     net, _ = load_dqn(workdir / f"sv-{seed}")
-    res = evaluate(net, "CartPole-v1", episodes=20, seed=1000 + seed)
+    res = evaluate(net, "CartPole-v1", episodes=20, seed=HELDOUT_SEED_OFFSET + seed)
     return {"seed": seed, "eval_mean": res.mean, "eval_std": res.std, "wall_s": round(wall, 2)}
 
 
@@ -74,7 +75,7 @@ def run_sb3(seed: int) -> dict:
             with torch.no_grad():
                 return model.q_net(obs.float())
 
-    res = evaluate(_P(), "CartPole-v1", episodes=20, seed=1000 + seed)
+    res = evaluate(_P(), "CartPole-v1", episodes=20, seed=HELDOUT_SEED_OFFSET + seed)
     return {"seed": seed, "eval_mean": res.mean, "eval_std": res.std, "wall_s": round(wall, 2)}
 
 

@@ -41,12 +41,14 @@ from spikeverse.device import tune_cpu_allocator
 from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.evaluation import evaluate
 from spikeverse.rl.train import train_dqn
+from spikeverse.runtime import HELDOUT_SEED_OFFSET
+from spikeverse.study.grids import T_GRID
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 # The held-out frames come from their own episodes: seed 0 is the calibration, seed 1 the fast
-# method's fine-tune frames (seed + 1), so agreement is measured on frames neither has seen.
-HELDOUT_SEED = 1000
+# method's fine-tune frames (FINETUNE_SEED_OFFSET), so agreement is measured on frames neither has seen.
+HELDOUT_SEED = HELDOUT_SEED_OFFSET
 
 
 def batched_agreement(snn, ann, obs: torch.Tensor, batch: int) -> float:
@@ -79,7 +81,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=None)
     ap.add_argument("--frames", type=int, default=15_000)
     ap.add_argument("--heldout", type=int, default=15_000)
-    ap.add_argument("--timesteps", default="4,8,16,32,64,128,256,500")
+    ap.add_argument("--timesteps", default=",".join(map(str, T_GRID)))
     ap.add_argument("--methods", default="naive,tan,tan-count,fast")
     ap.add_argument("--levels", type=int, default=32)
     ap.add_argument("--finetune-steps", type=int, default=50_000)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from _results import RUNS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
 
+from spikeverse.runtime import HELDOUT_SEED_OFFSET
+
 NAME = "conversion_seeds"
 TUNED_ON = "the default CartPole DQN of seed 0 (benchmarks/conversion.py, results/conversion_CartPole-v1.json)"
 TARGET = 0.99
@@ -47,7 +49,7 @@ def run_seed(seed: int, dqn_runs: Path, runs: Path, episodes: int) -> dict:
         raise SystemExit(f"no DQN for seed {seed} in {dqn} (run benchmarks/cartpole_dqn.py --seeds {seed} first)")
     snn_dir = runs / f"fast-seed{seed}"
     conv = _cli(["convert", str(dqn), "--method", "fast", "--seed", str(seed), "--out", str(snn_dir), "--device", "cpu"])
-    ev = _cli(["evaluate", str(snn_dir), "--episodes", str(episodes), "--seed", str(1000 + seed), "--device", "cpu"])
+    ev = _cli(["evaluate", str(snn_dir), "--episodes", str(episodes), "--seed", str(HELDOUT_SEED_OFFSET + seed), "--device", "cpu"])
     row = dict(seed=seed, timesteps=ev["timesteps"], conversion_rate=round(ev["conversion_rate"], 4),
                snn_mean=round(ev["mean"], 2), snn_std=round(ev["std"], 2), ann_mean=round(ev["ann_mean"], 2),
                ann_std=round(ev["ann_std"], 2), p_value=None if ev["p_value"] is None else round(ev["p_value"], 4),

@@ -44,6 +44,8 @@ from pathlib import Path
 
 from _results import RESULTS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
 
+from spikeverse.runtime import HELDOUT_SEED_OFFSET
+
 HERE = Path(__file__).parent
 MINATAR = "MinAtar/Breakout"
 SOLVED = 475.0
@@ -108,7 +110,7 @@ def cartpole(args) -> None:
                  "--no-progress", "--device", "cpu")  # resumes a killed run from its checkpoint
         ev = evals(run)
         solved = next((e for e in ev if e["mean"] >= SOLVED), None)
-        res = cli("evaluate", str(run), "--episodes", "20", "--seed", str(1000 + seed), "--device", "cpu")
+        res = cli("evaluate", str(run), "--episodes", "20", "--seed", str(HELDOUT_SEED_OFFSET + seed), "--device", "cpu")
         row = {"seed": seed, "train_wall_s": tr["wall_s"], "steps": tr["steps"],
                "solved_step": solved and solved["step"], "solved_wall_s": solved and solved["wall_s"],
                "eval20": cost(res), "curve": ev}

@@ -66,12 +66,15 @@ def evolve(seed: int, workers: int, workdir: Path, net: MountainCarSNN, generati
     return {**s, "wall_s": round(time.perf_counter() - t0, 2)}
 
 
+FRESH_STARTS_SEED = 10_000  # start states of seeds 10,000 + k: fresh, as a GA run draws its own from derive_seed(run seed, ...)
+
+
 def generalisation(net: MountainCarSNN, run_dir: str, starts: int = 100) -> float:
     """Share of ``starts`` fresh start states from which the run's best network reaches 0.5."""
     from spikeverse.evo.ga import load_run
 
     best = load_run(run_dir)[1].best
-    fit = net.rollout(np.repeat(best[None], starts, 0), [10_000 + k for k in range(starts)])["fitness"]
+    fit = net.rollout(np.repeat(best[None], starts, 0), [FRESH_STARTS_SEED + k for k in range(starts)])["fitness"]
     return float((fit >= 0.5).mean())
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from _results import RUNS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
 
+from spikeverse.runtime import HELDOUT_SEED_OFFSET
+
 NAME = "tabular"
 ENVS = {"Taxi-v3": "mean return", "FrozenLake-v1": "success rate"}
 TUNING_SEEDS = {"Taxi-v3": list(range(20)), "FrozenLake-v1": list(range(5))}
@@ -38,7 +40,7 @@ def run_one(env: str, seed: int) -> dict:
         train_tabular_run(cfg, env, Path(tmp) / "run", progress=False)
         wall = time.perf_counter() - t0
         policy, _ = load_policy(Path(tmp) / "run")
-        res = evaluate(policy, env, episodes=EPISODES, epsilon=0.0, seed=1000 + seed)
+        res = evaluate(policy, env, episodes=EPISODES, epsilon=0.0, seed=HELDOUT_SEED_OFFSET + seed)
     return {"env": env, "seed": seed, "greedy_mean": round(res.mean, 3), "greedy_std": round(res.std, 3),
             "wall_s": round(wall, 2), "config": cfg.to_dict()}
 

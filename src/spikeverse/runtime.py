@@ -17,6 +17,14 @@ from spikeverse.errors import SpikeverseError
 
 _GRID = 2.0 ** 24
 
+# Seed offsets. Each random stream of a run is its seed plus a named offset, so that no two
+# purposes share episodes or frames and a reader can tell which stream a number came from.
+FINETUNE_SEED_OFFSET = 1  # the fast method fine-tunes on frames of seed + 1, never its calibration frames (seed)
+SWEEP_SEED_OFFSET = 1  # the main job's T sweep plays episodes of seed + 1, not its report's episodes (seed)
+MODEL_SELECTION_SEED = 10_000  # training's model-selection evaluations play seed 10,000 + step: away from the
+#                                training envs (seed + i) and from a user's evaluation seeds (small integers)
+HELDOUT_SEED_OFFSET = 1000  # benchmarks evaluate at seed 1000 + seed: episodes no training or tuning run has seen
+
 
 def derive_seed(*keys: int | str) -> int:
     """A 32-bit seed that depends on ``keys`` alone (e.g. seed, generation, index, purpose), by

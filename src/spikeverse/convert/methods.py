@@ -30,6 +30,7 @@ from spikeverse.convert.qcfs import qcfs_finetune
 from spikeverse.convert.spiking import SpikingQNetwork, check_readout, check_timesteps
 from spikeverse.errors import SpikeverseError
 from spikeverse.progress import announce
+from spikeverse.runtime import FINETUNE_SEED_OFFSET
 
 METHODS = ("naive", "tan", "fast")
 DEFAULT_READOUT = {"naive": "count", "tan": "robust", "fast": "membrane"}
@@ -231,7 +232,7 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
                 if obs is None:
                     raise SpikeverseError("the QCFS fine-tune needs frames: an env_id or stats with observations")
             else:
-                obs = collect_activations(ann, env_id, frames=finetune_frames, epsilon=epsilon, seed=seed + 1,
+                obs = collect_activations(ann, env_id, frames=finetune_frames, epsilon=epsilon, seed=seed + FINETUNE_SEED_OFFSET,
                                           keep_observations=True, progress=progress,
                                           desc=f"collect {env_id} (fine-tune frames)").observations
         train_levels = mixed_level_set(levels) if mixed_levels else None

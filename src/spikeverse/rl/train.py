@@ -42,6 +42,7 @@ from spikeverse.rl.networks import QNetwork
 from spikeverse.rl.nstep import NStepAccumulator
 from spikeverse.rl.replay import PrioritizedReplayBuffer, ReplayBuffer
 from spikeverse.rl.schedules import linear_schedule
+from spikeverse.runtime import MODEL_SELECTION_SEED
 
 EVAL_FIELDS = ["step", "mean", "std", "episodes", "wall_s"]
 METRIC_FIELDS = ["step", "episode", "episode_return", "episode_length", "loss", "epsilon", "steps_per_s", "wall_s"]
@@ -266,7 +267,7 @@ def _quick_eval(net: QNetwork, cfg: DQNConfig, step: int):
     """Model selection during training: the evaluation protocol on a few fresh episodes."""
     net.eval()
     try:
-        return evaluate(net, cfg.env_id, episodes=cfg.eval_episodes, seed=10_000 + step, num_envs=cfg.eval_episodes,
+        return evaluate(net, cfg.env_id, episodes=cfg.eval_episodes, seed=MODEL_SELECTION_SEED + step, num_envs=cfg.eval_episodes,
                         progress=False)
     finally:
         net.train()

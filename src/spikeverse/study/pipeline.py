@@ -26,10 +26,10 @@ from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.env_check import check_agent_env
 from spikeverse.rl.evaluation import evaluate
 from spikeverse.rl.train import train_dqn
+from spikeverse.runtime import SWEEP_SEED_OFFSET
+from spikeverse.study.grids import METHOD_TIMESTEPS, PIPELINE_TIMESTEPS
 
-SWEEP_TIMESTEPS = (8, 16, 32, 64, 128)
 PIPELINE_STEPS = {"minatar": 500_000}  # training budget of the main job where the env's default is far longer
-METHOD_TIMESTEPS = {"naive": 100, "tan": 100, "fast": 32}
 
 
 def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, seed: int = 0,
@@ -94,14 +94,14 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
                        desc=f"evaluate SNN {method}")
         diag = snn.diagnostics(since_reset=True)
         sweep = []
-        announce(f"[run] sweep T for {method}: T in {', '.join(map(str, SWEEP_TIMESTEPS))}, "
+        announce(f"[run] sweep T for {method}: T in {', '.join(map(str, PIPELINE_TIMESTEPS))}, "
                  f"{sweep_episodes} episodes each", progress)
-        with Progress(len(SWEEP_TIMESTEPS) * sweep_episodes, f"sweep T ({method})", unit="episode",
+        with Progress(len(PIPELINE_TIMESTEPS) * sweep_episodes, f"sweep T ({method})", unit="episode",
                       enabled=progress) as bar:
-            for t in SWEEP_TIMESTEPS:  # score and conversion rate against the simulation length (seed 001 Fig. 1a)
+            for t in PIPELINE_TIMESTEPS:  # score and conversion rate against the simulation length (seed 001 Fig. 1a)
                 snn.timesteps = t
                 bar.update(0, T=t)
-                r = evaluate(snn, env_id, episodes=sweep_episodes, seed=seed + 1, shadow=ann, progress=bar)
+                r = evaluate(snn, env_id, episodes=sweep_episodes, seed=seed + SWEEP_SEED_OFFSET, shadow=ann, progress=bar)
                 sweep.append({"timesteps": t, "mean": r.mean, "conversion_rate": r.conversion_rate})
         snns[method] = {**summarize(res.scores), "scores": res.scores, "method": method, "timesteps": T,
                         "percentile": percentile if method != "naive" else None, "readout": conversion["readout"],
@@ -183,7 +183,7 @@ def _markdown(r: dict) -> str:
         "| T | " + " | ".join(f"{m} mean | {m} CR" for m in r["snn"]) + " |",
         "|---|" + "---|---|" * len(r["snn"]),
     ]
-    for i, T in enumerate(SWEEP_TIMESTEPS):
+    for i, T in enumerate(PIPELINE_TIMESTEPS):
         cells = " | ".join(f"{s['sweep'][i]['mean']:.1f} | {s['sweep'][i]['conversion_rate']:.3f}" for s in r["snn"].values())
         lines.append(f"| {T} | {cells} |")
     lines += ["", "![learning curve](figures/learning_curve.png)", "", "![scores](figures/reward_distribution.png)", ""]

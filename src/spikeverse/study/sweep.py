@@ -46,8 +46,9 @@ from spikeverse.errors import SpikeverseError
 from spikeverse.io.checkpoint import atomic_write_text
 from spikeverse.progress import Progress, announce
 from spikeverse.rl.evaluation import evaluate
+from spikeverse.study.grids import SWEEP_TIMESTEPS
 
-DEFAULT_TIMESTEPS = (8, 16, 32, 64, 128, 256, 500)
+DEFAULT_TIMESTEPS = SWEEP_TIMESTEPS
 DEFAULT_PERCENTILES = (99.0, 99.9, 99.99, 100.0)
 DEFAULT_READOUTS = ("rate", "robust")
 READOUT_NAMES = {"rate": "seed 001's normal readout, spike count / T", "robust": "eq. 17, count / T + V(T) / (T V_thr)",
