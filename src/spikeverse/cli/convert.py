@@ -25,30 +25,10 @@ def default_snn_dir(run_dir: Optional[Path], state_dict: Optional[Path], method:
 # the flag each conversion option is given by, as (on, off) for switches
 FLAGS = {"mixed_levels": ("--mixed-levels", "--single-level"), "channel_wise": ("--channel-wise", "--layer-wise"),
          "early_decision": ("--early-decision", "--no-early-decision"), "v_init": ("--v-init",)}
-FINETUNE_OPTIONS = ("finetune_steps", "finetune_frames", "mixed_levels", "channel_wise")
-
-
 def flag(name: str, value: object = None) -> str:
+    """The flag a conversion option is given by (``--no-...`` for a switch given False)."""
     names = FLAGS.get(name, ("--" + name.replace("_", "-"),))
     return names[1] if value is False and len(names) > 1 else names[0]
-
-
-def refuse_stray_options(method: str, options: dict, chosen: str = "--method") -> None:
-    """A one-line error naming the given options that ``method`` does not take (checked before
-    any work; the values are checked too)."""
-    from spikeverse.convert import METHODS, check_options, method_options
-
-    if method not in METHODS:
-        raise SpikeverseError(f"unknown conversion method {method!r} (choose from {', '.join(METHODS)})")
-    stray = [flag(k, v) for k, v in options.items() if k not in method_options(method)]
-    if stray:
-        raise SpikeverseError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to {chosen} {method}")
-    if options.get("levels") == 0:
-        idle = [flag(k, v) for k, v in options.items() if k in FINETUNE_OPTIONS]
-        if idle:
-            raise SpikeverseError(f"{', '.join(idle)} {'does' if len(idle) == 1 else 'do'} not apply with --levels 0 "
-                                  f"(no fine-tune)")
-    check_options(method, **options)
 
 
 @app.command()
@@ -78,7 +58,7 @@ def convert(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Convert a DQN to a spiking Q-network and save it as a run directory (evaluate it with spikeverse evaluate)."""
-    from spikeverse.convert import convert_source
+    from spikeverse.convert import check_options, convert_source, refuse_stray_options
     from spikeverse.device import resolve_device
 
     scale_list = None
@@ -92,7 +72,9 @@ def convert(
                  finetune_frames=finetune_frames, channel_wise=channel_wise, mixed_levels=mixed_levels, v_init=v_init,
                  early_decision=early_decision, scales=scale_list, tau=tau)
     options = {k: v for k, v in given.items() if v is not None}
-    refuse_stray_options(method, options)
+    check_options(method)  # an unknown method first, then the options it does not take, then their values
+    refuse_stray_options([method], options, f"--method {method}", name=flag)
+    check_options(method, **options)
     options.update(frames=frames, epsilon=epsilon, seed=seed)  # every method takes these
     target = out or default_snn_dir(run_dir, state_dict, method, 99.9 if percentile is None else percentile)
     summary = convert_source(target, run_dir, state_dict=state_dict, env_id=env, method=method, readout=readout,

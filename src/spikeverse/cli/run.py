@@ -30,23 +30,15 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Train a DQN, convert it to a spiking network, evaluate both, report (resumes training)."""
-    from spikeverse.cli.convert import FINETUNE_OPTIONS, flag
-    from spikeverse.convert import METHODS, method_options
-    from spikeverse.errors import SpikeverseError
+    from spikeverse.cli.convert import flag
+    from spikeverse.convert import refuse_stray_options
     from spikeverse.study.pipeline import run_pipeline
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     given = {k: v for k, v in dict(percentile=percentile, levels=levels, finetune_steps=finetune_steps,
                                    finetune_frames=finetune_frames).items() if v is not None}
-    known = [m for m in chosen if m in METHODS]  # unknown names: refused by run_pipeline, before any work
-    stray = [flag(k) for k in given if known and not any(k in method_options(m) for m in known)]
-    if stray:
-        raise SpikeverseError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to "
-                              f"--methods {','.join(chosen)}")
-    idle = [flag(k) for k in given if k in FINETUNE_OPTIONS] if given.get("levels") == 0 else []
-    if idle:
-        raise SpikeverseError(f"{', '.join(idle)} {'does' if len(idle) == 1 else 'do'} not apply with --levels 0 "
-                              f"(no fine-tune)")
+    # unknown method names are refused by run_pipeline, before any work
+    refuse_stray_options(chosen, given, f"--methods {','.join(chosen)}", name=flag)
     res = run_pipeline(env, out, seed=seed, episodes=episodes, device=device, steps=steps, progress=progress,
                        methods=chosen, timesteps=timesteps, frames=frames, **given)
     if as_json:

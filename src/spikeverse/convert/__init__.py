@@ -42,6 +42,7 @@ from spikeverse.convert.methods import (
     layer_scales,
     method_options,
     options_for,
+    refuse_stray_options,
 )
 from spikeverse.convert.normalize import (
     ActivationStats,
@@ -67,6 +68,7 @@ from spikeverse.rl.checkpoint import load_dqn
 __all__ = [
     "ActivationStats", "DEFAULT_READOUT", "ENERGY_CONVENTION", "FlatQNetwork", "METHODS", "QCFS", "READOUTS",
     "check_options", "check_percentile", "check_readout", "check_timesteps", "method_options", "options_for",
+    "refuse_stray_options",
     "SpikingQNetwork", "activation_stats", "agreement", "collect_activations", "convert_ann", "convert_fast",
     "convert_naive", "convert_source", "convert_tan", "energy_uj", "layer_scales", "qcfs_finetune",
     "env_io", "fold_dueling", "from_module", "from_state_dict", "load_ann", "load_snn", "load_source",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -110,6 +110,25 @@ def method_options(method: str) -> tuple[str, ...]:
     the env id, precomputed ``stats`` and ``progress``)."""
     params = inspect.signature(CONVERTERS[method]).parameters
     return tuple(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k not in ("stats", "progress"))
+
+
+FINETUNE_OPTIONS = ("finetune_steps", "finetune_frames", "mixed_levels", "channel_wise")  # idle at levels 0
+
+
+def refuse_stray_options(methods: Sequence[str], options: dict[str, Any], chosen: str,
+                         name: Callable[[str, Any], str] = lambda k, v: k) -> None:
+    """A one-line error naming the given ``options`` that none of ``methods`` takes, or that are
+    idle (the fine-tune's, with ``levels`` 0); ``name(option, value)`` is how the caller spells an
+    option (the CLI: its flag), ``chosen`` how it spelled the methods. Unknown methods are left to
+    :func:`check_options`."""
+    known = [m for m in methods if m in CONVERTERS]
+    stray = [name(k, v) for k, v in options.items() if known and not any(k in method_options(m) for m in known)]
+    if stray:
+        raise SpikeverseError(f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to {chosen}")
+    idle = [name(k, v) for k, v in options.items() if k in FINETUNE_OPTIONS] if options.get("levels") == 0 else []
+    if idle:
+        raise SpikeverseError(f"{', '.join(idle)} {'does' if len(idle) == 1 else 'do'} not apply with --levels 0 "
+                              f"(no fine-tune)")
 
 
 def options_for(method: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -232,8 +251,8 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
                 if obs is None:
                     raise SpikeverseError("the QCFS fine-tune needs frames: an env_id or stats with observations")
             else:
-                obs = collect_activations(ann, env_id, frames=finetune_frames, epsilon=epsilon, seed=seed + FINETUNE_SEED_OFFSET,
-                                          keep_observations=True, progress=progress,
+                obs = collect_activations(ann, env_id, frames=finetune_frames, epsilon=epsilon,
+                                          seed=seed + FINETUNE_SEED_OFFSET, keep_observations=True, progress=progress,
                                           desc=f"collect {env_id} (fine-tune frames)").observations
         train_levels = mixed_level_set(levels) if mixed_levels else None
         announce(f"QCFS fine-tune: L={levels}, {finetune_steps} steps on {min(finetune_frames, obs.shape[0])} frames",

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -204,3 +205,23 @@ class PopulationEncoder:
 
     def step(self, x: Tensor) -> Tensor:
         return self._out.step(self.rates(x))
+
+
+ENCODER_OPTIONS = {"poisson": ("gain", "seed"), "analog": (), "bin": ("bins",), "gaussian": ("bins",)}  # what each takes
+
+
+def encode_image(img, encoder: str, timesteps: int, *, gain: float = 1.0, bins: int = 4, seed: int = 0):
+    """A greyscale image [H, W] in [0, 1] as a spike (or current) window [T, neurons] (numpy):
+    every pixel is one input; ``poisson`` (rate = gain x intensity, seeded), ``analog`` (the
+    intensity as a constant current), ``bin``/``gaussian`` (``bins`` neurons per pixel over [0, 1])."""
+    x = torch.as_tensor(np.asarray(img).reshape(1, -1), dtype=torch.float32)  # [B=1, pixels]
+    if encoder == "poisson":
+        enc = PoissonEncoder(gain=gain, seed=seed)
+    elif encoder == "analog":
+        enc = AnalogEncoder()
+    elif encoder in ("bin", "gaussian"):
+        enc = PopulationEncoder(n=bins, low=0.0, high=1.0, kind=encoder)
+        x = x.unsqueeze(-1)  # every pixel is one variable: [1, pixels, 1] -> [1, pixels, bins]
+    else:
+        raise SpikeverseError(f"unknown encoder '{encoder}' (choose from {', '.join(ENCODER_OPTIONS)})")
+    return enc(x, timesteps).reshape(timesteps, -1).numpy()
