@@ -135,13 +135,8 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                               f"got {validation} and {test}")
     obs = torch.as_tensor(observations).to(device, torch.float32)
     n = obs.shape[0]
-    n_val, n_test = max(1, int(validation * n)), max(1, int(test * n))
-    if n - n_val - n_test < 1:
-        raise SpikeverseError(f"the QCFS fine-tune needs frames to train on besides its validation and test frames, "
-                              f"got {n} observations")
     gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(n, generator=gen)
-    splits = {"train": perm[n_val + n_test:], "validation": perm[:n_val], "test": perm[n_val:n_val + n_test]}
+    splits = _split(n, validation, test, gen)
     train, val, test_obs = (obs[splits[k].to(device)] for k in ("train", "validation", "test"))
     teacher = ann.eval()
     with torch.no_grad():
@@ -165,18 +160,7 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                 idx = order[i:i + batch_size]
                 if train_levels:
                     _set_levels(student, int(train_levels[int(torch.randint(len(train_levels), (1,), generator=gen))]))
-                q = student(train[idx])
-                loss = F.mse_loss(q / scale, q_train[idx] / scale)
-                if margin_weight:
-                    loss = loss + margin_weight * F.cross_entropy(q / scale, target_a[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                with torch.no_grad():
-                    for m in student.layers:
-                        if isinstance(m, QCFS):
-                            m.lam.clamp_(min=1e-3)
+                loss = _distill_step(student, opt, sched, train[idx], q_train[idx], target_a[idx], scale, margin_weight)
                 done += 1
                 if done % check_every == 0 or done == steps:  # selection: on the validation frames only
                     _set_levels(student, levels)
@@ -195,8 +179,43 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     student.eval()
     test_after = _agreement(student, teacher, test_obs)  # the kept weights on frames never used before
     lams = [m.lam.detach().cpu().tolist() for m in student.layers if isinstance(m, QCFS)]
+    return FineTuneResult(_with_relus(ann, student), lams, levels, before, best, test_before, test_after, steps,
+                          int(n), splits)
+
+
+def _split(n: int, validation: float, test: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Frame indices split at random into train, validation and test (at least one frame each)."""
+    n_val, n_test = max(1, int(validation * n)), max(1, int(test * n))
+    if n - n_val - n_test < 1:
+        raise SpikeverseError(f"the QCFS fine-tune needs frames to train on besides its validation and test frames, "
+                              f"got {n} observations")
+    perm = torch.randperm(n, generator=gen)
+    return {"train": perm[n_val + n_test:], "validation": perm[:n_val], "test": perm[n_val:n_val + n_test]}
+
+
+def _distill_step(student: nn.Module, opt, sched, x: torch.Tensor, q_teacher: torch.Tensor, target_a: torch.Tensor,
+                  scale: torch.Tensor, margin_weight: float) -> torch.Tensor:
+    """One Adam step on the distillation loss (MSE of scaled Q-values + margin_weight * CE on the
+    teacher's greedy action); thresholds stay >= 1e-3. Returns the loss."""
+    q = student(x)
+    loss = F.mse_loss(q / scale, q_teacher / scale)
+    if margin_weight:
+        loss = loss + margin_weight * F.cross_entropy(q / scale, target_a)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    with torch.no_grad():
+        for m in student.layers:
+            if isinstance(m, QCFS):
+                m.lam.clamp_(min=1e-3)
+    return loss
+
+
+def _with_relus(ann: FlatQNetwork, student: nn.Module) -> FlatQNetwork:
+    """A copy of ``ann`` (ReLUs) with the student's fine-tuned weights."""
     plain = copy.deepcopy(ann)
     for dst, src in zip(plain.layers, student.layers):
         if isinstance(dst, (nn.Conv2d, nn.Linear)):
             dst.load_state_dict(src.state_dict())
-    return FineTuneResult(plain.eval(), lams, levels, before, best, test_before, test_after, steps, int(n), splits)
+    return plain.eval()
