@@ -154,12 +154,13 @@ class RunDir:
 
     Opening it (the constructor) refuses, with one line, a file where the directory should be, a
     corrupted config.yaml, the run of another trainer (config.yaml's "agent"/"method" not in
-    ``accepts``), a checkpoint under ``resume=False``, a checkpoint without config.yaml, and a
-    run with other options (:func:`config_diff` of config.yaml and ``config``, up to the keys
-    ``resumable`` a rerun may change, e.g. its budget). Then ``saved`` is the checkpoint to
-    resume from (tensors, meta; its ``kind`` and, if given, its ``method`` checked), or None: a
-    fresh start, whose metrics files start empty (a run killed before its first checkpoint
-    leaves rows that would be written again). Nothing is written before :meth:`begin`.
+    ``accepts``) and, when the directory holds a checkpoint: ``resume=False``, a missing
+    config.yaml, or a run with other options (:func:`config_diff` of config.yaml and ``config``,
+    up to the keys ``resumable`` a rerun may change, e.g. its budget). Then ``saved`` is the
+    checkpoint to resume from (tensors, meta; its ``kind`` and, if given, its ``method``
+    checked), or None: a fresh start (with the new options: there is nothing to continue), whose
+    metrics files start empty (a run killed before its first checkpoint leaves rows that would
+    be written again). Nothing is written before :meth:`begin`.
 
         run = RunDir(path, config, accepts=("ga",), label="evolve", kind="evo")
         ...                          # build what may still fail (an env, a network)
