@@ -182,8 +182,11 @@ def load_run(run_dir: str | Path, optimizer_cls: type) -> tuple[dict, Optimizer]
     if config.get("method") != optimizer_cls.method:
         raise SpikeverseError(f"{run_dir} holds a '{config.get('method') or config.get('agent')}' run, "
                               f"not a '{optimizer_cls.method}' evolve run")
-    optimizer = optimizer_cls.from_run_config(config)
-    tensors, meta = load_checkpoint(run_dir / CHECKPOINT, kind=optimizer.kind)
+    tensors, meta = load_checkpoint(run_dir / CHECKPOINT, kind=optimizer_cls.kind)
+    try:
+        optimizer = optimizer_cls.from_run_config(config)
+    except (KeyError, TypeError) as e:
+        raise SpikeverseError(f"{run_dir / 'config.yaml'} lacks or has bad {optimizer_cls.label} options ({e})") from None
     _restore(optimizer, tensors, meta, run_dir)
     return config, optimizer
 
