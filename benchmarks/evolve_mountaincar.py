@@ -41,7 +41,8 @@ import torch
 from spikeverse.agents import load_policy
 from spikeverse.device import tune_cpu_allocator
 from spikeverse.evo import make_executor
-from spikeverse.evo.ga import GAConfig, evaluate, run_ga
+from spikeverse.evo.ga import GAConfig, run_ga
+from spikeverse.evo.run import evaluate
 from spikeverse.models.mountaincar_snn import MountainCarSNN
 from spikeverse.rl.evaluation import evaluate as evaluate_policy
 
@@ -102,10 +103,10 @@ def generation_time(neuron: str, workers: int, repeats: int) -> float:
     net = MountainCarSNN(neuron=neuron)
     pop = net.initial_population(np.random.default_rng(0), 32)
     with make_executor("local", workers) as ex:
-        evaluate(net, pop, 0, 1, ex)  # start the workers
+        evaluate(net, pop, [(0, 1, i) for i in range(len(pop))], ex)  # start the workers
         t0 = time.perf_counter()
         for g in range(repeats):
-            evaluate(net, pop, 0, g + 2, ex)
+            evaluate(net, pop, [(0, g + 2, i) for i in range(len(pop))], ex)
         return (time.perf_counter() - t0) / repeats
 
 

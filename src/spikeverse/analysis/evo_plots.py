@@ -94,16 +94,16 @@ def evolve_figures(run_dir: str | Path) -> list[Path]:
     scored on."""
 
     run_dir = Path(run_dir)
-    cfg, state = ga.load_run(run_dir)
+    cfg, ga_run = ga.load_run(run_dir)
     net = MountainCarSNN.from_dict(cfg["network"])
     figs = run_dir / "figures"
-    history = np.stack(state.history)
+    history = np.stack(ga_run.history.fitness)
     seed = cfg["ga"]["seed"]
     paths = [fitness_per_individual(history, figs / FIGURES[0], target=cfg["ga"].get("target"),
                                     title=f"{cfg['env']}, GA, seed {seed}")]
-    counts = net.response_table(state.best)[0].numpy()
+    counts = net.response_table(ga_run.best)[0].numpy()
     paths.append(output_heatmaps(counts, LOW, HIGH, figs / FIGURES[1], window_ms=net.window_ms))
-    rec = net.rollout(state.best, [net.reset_seed(seed, state.best_generation, state.best_index)], record=True)
+    rec = net.rollout(ga_run.best, [net.reset_seed(seed, ga_run.best_generation, ga_run.best_index)], record=True)
     rates = rec["counts"][0] * (1000.0 / net.window_ms)
     paths.append(episode_recording(rec["position"][0], rec["velocity"][0], rates, figs / FIGURES[2],
                                    title=f"best network (fitness {float(rec['fitness'][0]):.3f})"))
@@ -114,9 +114,9 @@ def es_figures(run_dir: str | Path) -> list[Path]:
     """The fitness history of a CartPole ES run into ``run_dir/figures/fitness.png``: every
     individual, each generation's best and mean, and the mean weights' evaluation."""
     run_dir = Path(run_dir)
-    cfg, state = es.load_run(run_dir)
-    es_cfg = cfg["es"]
-    return [fitness_per_individual(np.stack(state.fitness), run_dir / "figures" / FIGURES[0], target=es_cfg.get("target"),
+    cfg, es_run = es.load_run(run_dir)
+    es_cfg, history = cfg["es"], es_run.history
+    return [fitness_per_individual(np.stack(history.fitness), run_dir / "figures" / FIGURES[0], target=es_cfg.get("target"),
                                    title=f"{cfg['env']}, ES, seed {es_cfg['seed']}",
                                    ylabel="fitness (mean episode length)",
-                                   lines={"mean weights": [r["mean_weights"] for r in state.rows]})]
+                                   lines={"mean weights": [r["mean_weights"] for r in history.rows]})]

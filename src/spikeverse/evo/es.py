@@ -29,29 +29,21 @@ weights play 475 or more over 100 evaluation episodes, median 486.7, lowest 472.
 Randomness: the initial mean from derive_seed(seed, 0, "init"), the noise of generation g from
 derive_seed(seed, g, "noise"), the initial states from derive_seed(seed, g, "episodes") and
 derive_seed(seed, g, "eval") (and "confirm"). Nothing depends on the previous generation's random state or on
-how the work is split: the rows (one individual, one episode) are cut into one chunk per worker,
-each chunk one batched simulation (``CartPoleSNN.play``), and a network's episode does not
+how the work is split: the genomes (each with its episodes) are cut into one chunk per worker,
+each chunk one batched simulation (``CartPoleProblem.fitness``), and a network's episode does not
 depend on its batch (exact synaptic sums), so any number of workers gives the same run.
 
-Run directory:
-    config.yaml            method "es", env, the ES options, the network (every default written out)
-    generations.csv        generation, best, mean, std (the population's fitness), mean_weights
-                           (the mean's evaluation), confirm (its confirmation, when it ran),
-                           wall_s (cumulative seconds)
-    individuals.csv        generation, index, fitness (every individual, as the GA's)
-    checkpoint.safetensors kind "cartpole_snn": "weights" (the solving mean weights, else those
-                           with the best evaluation so far, latest on ties: what ``spikeverse
-                           evaluate`` plays),
-                           the next generation's mean, Adam's m, v and t, the history (rows and
-                           every individual's fitness); written atomically after every generation
-A rerun of the same run resumes after the last finished generation (exactly as if it had not
-stopped); a larger ``generations`` budget continues a finished run; other options are refused.
+The run (``evo.run.run_evolution``) and its directory: config.yaml (method "es", env, the ES
+options, the network), generations.csv (generation, best, mean, std of the population's fitness,
+mean_weights = the mean's evaluation, confirm = its confirmation when it ran, wall_s),
+individuals.csv, and checkpoint.safetensors of kind ``models.cartpole_snn.KIND``: "weights" (the
+solving mean weights, else those with the best evaluation so far, latest on ties: what
+``spikeverse evaluate`` plays), the next generation's mean, Adam's m, v and t, the history (rows
+and every individual's fitness).
 """
 
 from __future__ import annotations
 
-import functools
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -60,17 +52,13 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from spikeverse.envs.batched_cartpole import episode_starts
 from spikeverse.errors import SpikeverseError, require_all
-from spikeverse.evo.ga import INDIVIDUAL_FIELDS, INDIVIDUALS_CSV
-from spikeverse.io.checkpoint import load_checkpoint
-from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, same_run, write_config
-from spikeverse.models.cartpole_snn import ENV_ID, KIND, MAX_STEPS, CartPoleSNN, SNNPolicy
-from spikeverse.progress import Progress
+from spikeverse.evo.run import History, round6, run_evolution
+from spikeverse.evo.run import load_run as _load_run
+from spikeverse.io.rundir import Best
+from spikeverse.models.cartpole_snn import ENV_ID, KIND, MAX_STEPS, CartPoleProblem, CartPoleSNN, SNNPolicy
 from spikeverse.runtime import derive_seed
 
-GENERATIONS_CSV = "generations.csv"
-FIELDS = ("generation", "best", "mean", "std", "mean_weights", "confirm", "wall_s")
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
@@ -164,198 +152,126 @@ def population(theta: np.ndarray, cfg: ESConfig, generation: int) -> tuple[np.nd
     return noise, np.concatenate([theta + cfg.sigma * noise, theta - cfg.sigma * noise])
 
 
-# --- evaluation ----------------------------------------------------------------------------------
+# --- the optimizer -----------------------------------------------------------------------------
 
 
-def _play_chunk(net: CartPoleSNN, max_steps: int, item: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """The executor's task (module level: picklable): episode lengths of the chunk's rows."""
-    genomes, row_genome, starts = item
-    return net.play(genomes[row_genome], starts, max_steps)
+class ES:
+    """OpenAI-ES as an ask/tell optimizer (``evo.run``) over a problem whose keys name what a
+    genome plays (:class:`~spikeverse.models.cartpole_snn.CartPoleProblem`): generation g asks
+    for its antithetic population (keys (seed, g, i)) and the mean theta (key (seed, g, "eval"));
+    when the mean reaches ``target`` it asks for its confirmation (key (seed, g, "confirm"))
+    before the update. Keeps the mean weights with the best evaluation (latest on ties; the
+    solving ones when the run is solved)."""
 
+    method, label, kind, fields = "es", "ES", KIND, ("mean_weights", "confirm")
 
-def evaluate_rows(net: CartPoleSNN, genomes: np.ndarray, row_genome: np.ndarray, starts: np.ndarray,
-                  executor, max_steps: int = MAX_STEPS) -> np.ndarray:
-    """Episode lengths of rows (genome ``row_genome[r]`` from ``starts[r]``), the rows cut into
-    ``executor.workers`` contiguous chunks, one batched simulation each."""
-    chunks = np.array_split(np.arange(len(row_genome)), max(1, min(getattr(executor, "workers", 1), len(row_genome))))
-    items = []
-    for c in chunks:
-        used, local = np.unique(row_genome[c], return_inverse=True)
-        items.append((genomes[used], local, starts[c]))
-    out = executor.map(functools.partial(_play_chunk, net, max_steps), items)
-    return np.concatenate([np.asarray(o) for o in out])
+    def __init__(self, config: ESConfig):
+        self.config = config
+        self.generation = 0
+        self.theta: np.ndarray | None = None  # the next generation's mean
+        self.adam: Adam | None = None
+        self.weights = Best()  # the mean weights to keep, by their evaluation; at = generation
+        self.best_fitness = -np.inf  # of any individual
+        self.solved_generation: int | None = None
+        self.history = History()
+        self._noise: np.ndarray | None = None
+        self._pending: tuple[np.ndarray, float] | None = None  # awaiting the confirmation
 
+    @classmethod
+    def from_run_config(cls, config: dict) -> "ES":
+        return cls(ESConfig.from_dict({**config["es"], "network": config["network"]}))
 
-def generation_fitness(theta: np.ndarray, genomes: np.ndarray, cfg: ESConfig, generation: int,
-                       executor) -> tuple[np.ndarray, float]:
-    """(fitness of each individual [n], mean-weights fitness) of ``generation``, in one pass."""
-    n, k, e = len(genomes), cfg.episodes, cfg.eval_episodes
-    train = episode_starts(np.random.default_rng(derive_seed(cfg.seed, generation, "episodes")), k)
-    evals = episode_starts(np.random.default_rng(derive_seed(cfg.seed, generation, "eval")), e)
-    all_genomes = np.concatenate([genomes, theta[None]])
-    row_genome = np.concatenate([np.repeat(np.arange(n), k), np.full(e, n)])
-    starts = np.concatenate([np.tile(train, (n, 1)), evals])
-    lengths = evaluate_rows(cfg.network, all_genomes, row_genome, starts, executor, cfg.max_steps)
-    return lengths[: n * k].reshape(n, k).mean(1), float(lengths[n * k:].mean())
+    def options(self) -> dict:
+        return {k: v for k, v in self.config.to_dict().items() if k != "network"}
 
+    def initialize(self, problem) -> None:
+        self.theta = problem.initial_population(np.random.default_rng(derive_seed(self.config.seed, 0, "init")), 1)[0]
+        self.adam = Adam.zeros(len(self.theta))
+        self.weights = Best(-np.inf, self.theta.copy(), None)
 
-def confirm_fitness(theta: np.ndarray, cfg: ESConfig, generation: int, executor) -> float:
-    """Mean episode length of the mean weights over ``confirm_episodes`` fresh episodes."""
-    starts = episode_starts(np.random.default_rng(derive_seed(cfg.seed, generation, "confirm")), cfg.confirm_episodes)
-    rows = np.zeros(cfg.confirm_episodes, dtype=np.int64)
-    return float(evaluate_rows(cfg.network, theta[None], rows, starts, executor, cfg.max_steps).mean())
+    def ask(self) -> tuple[np.ndarray, list]:
+        g, seed = self.generation + 1, self.config.seed
+        if self._pending is not None:
+            return self.theta[None], [(seed, g, "confirm")]
+        self._noise, genomes = population(self.theta, self.config, g)
+        keys = [(seed, g, i) for i in range(len(genomes))] + [(seed, g, "eval")]
+        return np.concatenate([genomes, self.theta[None]]), keys
+
+    def tell(self, fitness: np.ndarray) -> tuple[np.ndarray, dict] | None:
+        g, target = self.generation + 1, self.config.target
+        if self._pending is None:
+            individuals, mean_fit = fitness[:-1].copy(), float(fitness[-1])
+            self.best_fitness = max(self.best_fitness, float(individuals.max()))
+            self.weights.offer(mean_fit, self.theta.copy, g)
+            if target is not None and mean_fit >= target:
+                self._pending = (individuals, mean_fit)
+                return None
+            return self._update(individuals, mean_fit, None)
+        (individuals, mean_fit), self._pending = self._pending, None
+        confirm = float(fitness[0])
+        if confirm >= target:  # the solving weights are the ones to keep
+            self.solved_generation = g
+            self.weights = Best(mean_fit, self.theta.copy(), g)
+        return self._update(individuals, mean_fit, confirm)
+
+    def _update(self, individuals: np.ndarray, mean_fit: float, confirm: float | None) -> tuple[np.ndarray, dict]:
+        """The Adam step on the shaped gradient (unless solved); the generation is finished."""
+        cfg = self.config
+        if self.solved_generation is None:
+            grad = es_gradient(self._noise, individuals, cfg.sigma) - cfg.weight_decay * self.theta
+            self.theta = self.adam.step(self.theta, grad, cfg.lr)
+        self.generation += 1
+        return individuals, {"mean_weights": round6(mean_fit), "confirm": None if confirm is None else round6(confirm)}
+
+    def state_dict(self, config: dict) -> tuple[dict[str, torch.Tensor], dict]:
+        w = self.weights
+        extra = {"es.theta": torch.from_numpy(self.theta), "es.adam_m": torch.from_numpy(self.adam.m),
+                 "es.adam_v": torch.from_numpy(self.adam.v),
+                 "history.fitness": torch.from_numpy(np.stack(self.history.fitness))}
+        meta = {"method": "es", "config": config, "generation": self.generation, "adam_t": self.adam.t,
+                "history": self.history.rows,
+                "best_eval": w.score, "best_eval_generation": w.at,
+                "best_fitness": self.best_fitness, "solved_generation": self.solved_generation,
+                "weights": f"mean weights of generation {w.at} (best mean-weights fitness {w.score:g})",
+                "rng": {"noise": "derive_seed(seed, generation, 'noise') per generation",
+                        "next_noise_seed": derive_seed(self.config.seed, self.generation + 1, "noise")}}
+        return SNNPolicy(self.config.network, w.value).checkpoint(meta, extra)
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        self.theta = tensors["es.theta"].numpy().copy()
+        self.adam = Adam(tensors["es.adam_m"].numpy().copy(), tensors["es.adam_v"].numpy().copy(), int(meta["adam_t"]))
+        self.generation = int(meta["generation"])
+        rows = list(meta["history"])
+        self.history = History(list(tensors["history.fitness"].numpy()), rows, [r["wall_s"] for r in rows])
+        self.weights = Best(float(meta["best_eval"]), tensors["weights"].numpy().copy(), meta["best_eval_generation"])
+        self.best_fitness = float(meta["best_fitness"])
+        self.solved_generation = meta["solved_generation"]
+
+    def summary(self) -> dict:
+        done = self.generation > 0
+        return {"best_mean_weights_fitness": round6(self.weights.score) if done else None,
+                "best_mean_weights_generation": self.weights.at}
 
 
 # --- the run -------------------------------------------------------------------------------------
 
 
-def run_config(cfg: ESConfig) -> dict:
-    """What config.yaml holds: everything that determines the run's results."""
-    d = cfg.to_dict()
-    return {"method": "es", "env": ENV_ID, "es": {k: v for k, v in d.items() if k != "network"},
-            "network": d["network"]}
-
-
-@dataclass
-class _State:
-    """A run after ``generation`` finished generations; ``theta`` is the next generation's mean."""
-
-    theta: np.ndarray
-    adam: Adam
-    generation: int = 0
-    rows: list = field(default_factory=list)  # the CSV rows so far
-    fitness: list = field(default_factory=list)  # every individual's fitness, per generation
-    weights: np.ndarray | None = None  # the mean weights with the best evaluation
-    best_eval: float = -np.inf
-    best_eval_generation: int | None = None
-    best_fitness: float = -np.inf  # of any individual
-    solved_generation: int | None = None
-
-
-def _save(run_dir: Path, state: _State, cfg: ESConfig, config: dict) -> None:
-    extra = {"es.theta": torch.from_numpy(state.theta), "es.adam_m": torch.from_numpy(state.adam.m),
-             "es.adam_v": torch.from_numpy(state.adam.v),
-             "history.fitness": torch.from_numpy(np.stack(state.fitness))}
-    meta = {"method": "es", "config": config, "generation": state.generation, "adam_t": state.adam.t,
-            "history": state.rows,
-            "best_eval": state.best_eval, "best_eval_generation": state.best_eval_generation,
-            "best_fitness": state.best_fitness, "solved_generation": state.solved_generation,
-            "weights": f"mean weights of generation {state.best_eval_generation} "
-                       f"(best mean-weights fitness {state.best_eval:g})",
-            "rng": {"noise": "derive_seed(seed, generation, 'noise') per generation",
-                    "next_noise_seed": derive_seed(cfg.seed, state.generation + 1, "noise")}}
-    SNNPolicy(cfg.network, state.weights).save(run_dir / CHECKPOINT, meta, extra)
-
-
-def _load(run_dir: Path) -> _State:
-    tensors, meta = load_checkpoint(run_dir / CHECKPOINT, kind=KIND)
-    try:
-        if meta.get("method") != "es":
-            raise SpikeverseError(f"{run_dir} holds a '{meta.get('method')}' CartPole run, not an ES run; use another --out")
-        rows = list(meta["history"])
-        return _State(theta=tensors["es.theta"].numpy().copy(),
-                      adam=Adam(tensors["es.adam_m"].numpy().copy(), tensors["es.adam_v"].numpy().copy(),
-                                int(meta["adam_t"])),
-                      generation=int(meta["generation"]), rows=rows, fitness=list(tensors["history.fitness"].numpy()),
-                      weights=tensors["weights"].numpy().copy(),
-                      best_eval=float(meta["best_eval"]), best_eval_generation=meta["best_eval_generation"],
-                      best_fitness=float(meta["best_fitness"]), solved_generation=meta["solved_generation"])
-    except KeyError as e:
-        raise SpikeverseError(f"{run_dir}: the ES checkpoint lacks {e}") from None
-
-
-def load_run(run_dir: str | Path) -> tuple[dict, _State]:
-    """The config and state of an ES run directory (for plots and reports)."""
-    return require_config(run_dir, "ES run"), _load(Path(run_dir))
-
-
-def _start(run_dir: Path, cfg: ESConfig, config: dict) -> _State:
-    """The state to continue from: the checkpoint of the same run, or a fresh start."""
-    old = read_config(run_dir)
-    if old is not None and not same_run(old, config, "generations", "es"):
-        what = old.get("method") or old.get("agent")
-        if what != "es":
-            raise SpikeverseError(f"{run_dir} holds a '{what}' run, not an ES run; use another --out")
-        raise SpikeverseError(f"{run_dir} holds an ES run with other options; use another --out or the same options")
-    if (run_dir / CHECKPOINT).exists():
-        if old is None:
-            raise SpikeverseError(f"{run_dir} holds a checkpoint but no config.yaml; use another --out")
-        return _load(run_dir)
-    theta = cfg.network.initial_genome(np.random.default_rng(derive_seed(cfg.seed, 0, "init")))
-    return _State(theta=theta, adam=Adam.zeros(len(theta)), weights=theta.copy())
-
-
-def _r(x: float) -> float:
-    return round(float(x), 6)
-
-
-def summary(run_dir: Path, state: _State) -> dict:
-    return {"run_dir": str(run_dir), "env": ENV_ID, "method": "es", "generations": state.generation,
-            "best_fitness": _r(state.best_fitness) if state.generation else None,
-            "best_mean_weights_fitness": _r(state.best_eval) if state.generation else None,
-            "best_mean_weights_generation": state.best_eval_generation,
-            "solved_generation": state.solved_generation,
-            "wall_s": round(state.rows[-1]["wall_s"], 2) if state.rows else 0.0}
+def problem(cfg: ESConfig) -> CartPoleProblem:
+    """The CartPole problem of an ES config: its network, episodes per individual and for the mean."""
+    return CartPoleProblem(cfg.network, cfg.episodes, cfg.eval_episodes, cfg.confirm_episodes, cfg.max_steps)
 
 
 def run_es(cfg: ESConfig, run_dir: str | Path, executor, progress: bool | None = None,
            on_generation: Callable[[dict], None] | None = None) -> dict:
-    """Evolve the CartPole SNN with OpenAI-ES into ``run_dir`` (resuming the same run). Returns
-    {"run_dir", "env", "method", "generations", "best_fitness" (best individual),
+    """Evolve the CartPole SNN with OpenAI-ES into ``run_dir`` (:func:`~spikeverse.evo.run.run_evolution`).
+    Returns {"run_dir", "env", "method", "generations", "best_fitness" (best individual),
     "best_mean_weights_fitness", "best_mean_weights_generation", "solved_generation", "wall_s"}.
-    ``on_generation(row)`` gets each generation's CSV row after its checkpoint is written.
-    ``progress``: generations on a bar (a terminal) or a line per ~10% (None), or silent (False)."""
-    run_dir = Path(run_dir)
-    config = run_config(cfg)
-    state = _start(run_dir, cfg, config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, config)
-    for name in (GENERATIONS_CSV, INDIVIDUALS_CSV):  # rewritten from the checkpoint's history
-        (run_dir / name).unlink(missing_ok=True)
-    log = MetricsWriter(run_dir / GENERATIONS_CSV, FIELDS)
-    individuals = MetricsWriter(run_dir / INDIVIDUALS_CSV, INDIVIDUAL_FIELDS)
+    ``on_generation(row)`` gets each generation's CSV row after its checkpoint is written."""
+    callback = None if on_generation is None else (lambda row, fitness: on_generation(row))
+    return run_evolution(problem(cfg), ES(cfg), run_dir, executor, env_id=ENV_ID, progress=progress,
+                         on_generation=callback)
 
-    def write(row: dict, fitness: np.ndarray) -> None:
-        log.write(row)
-        for i, f in enumerate(fitness):
-            individuals.write(dict(generation=row["generation"], index=i, fitness=_r(f)))
 
-    report = Progress(cfg.generations, f"evolve es {ENV_ID}", unit="generation", initial=state.generation,
-                      enabled=progress)
-    try:
-        for row, fit in zip(state.rows, state.fitness):
-            write(row, fit)
-        while state.solved_generation is None and state.generation < cfg.generations:
-            t0 = time.perf_counter()
-            g = state.generation + 1
-            noise, genomes = population(state.theta, cfg, g)
-            fitness, mean_fit = generation_fitness(state.theta, genomes, cfg, g, executor)
-            state.best_fitness = max(state.best_fitness, float(fitness.max()))
-            if mean_fit >= state.best_eval:
-                state.weights, state.best_eval, state.best_eval_generation = state.theta.copy(), mean_fit, g
-            confirm = None
-            if cfg.target is not None and mean_fit >= cfg.target:
-                confirm = confirm_fitness(state.theta, cfg, g, executor)
-                if confirm >= cfg.target:  # the solving weights are the ones to keep
-                    state.solved_generation = g
-                    state.weights, state.best_eval, state.best_eval_generation = state.theta.copy(), mean_fit, g
-            if state.solved_generation is None:
-                grad = es_gradient(noise, fitness, cfg.sigma) - cfg.weight_decay * state.theta
-                state.theta = state.adam.step(state.theta, grad, cfg.lr)
-            wall = (state.rows[-1]["wall_s"] if state.rows else 0.0) + time.perf_counter() - t0
-            row = dict(generation=g, best=_r(fitness.max()), mean=_r(fitness.mean()), std=_r(fitness.std()),
-                       mean_weights=_r(mean_fit), confirm=None if confirm is None else _r(confirm),
-                       wall_s=round(wall, 3))
-            state.generation = g
-            state.rows.append(row)
-            state.fitness.append(fitness)
-            _save(run_dir, state, cfg, config)
-            write(row, fitness)
-            report.update(1, best=row["best"], mean=row["mean"], mean_weights=row["mean_weights"])
-            if on_generation is not None:
-                on_generation(row)
-    finally:
-        report.close()
-        log.close()
-        individuals.close()
-    return summary(run_dir, state)
+def load_run(run_dir: str | Path) -> tuple[dict, ES]:
+    """The config and the restored :class:`ES` of an ES run directory (for plots and reports)."""
+    return _load_run(run_dir, ES)

@@ -26,55 +26,32 @@ evaluations get (seed, generation, index) keys. Nothing depends on the previous 
 random state, so the checkpoint (population and fitness of the last finished generation)
 resumes a run exactly as if it had not stopped, for any number of workers.
 
-Run directory:
-    config.yaml            method, env, GA options, network (every default written out)
-    generations.csv        generation, best, mean, std, wall_s (cumulative seconds)
-    individuals.csv        generation, index, fitness (seed 002 Fig. 12)
-    checkpoint.safetensors kind "evo": the last generation's population and fitness, the best
-                           individual, the fitness history; written atomically each generation
-The CSV files are rewritten from the checkpoint's history when a run resumes, so a run killed
-between the checkpoint and its CSV rows leaves no gap.
+The run (``evo.run.run_evolution``) and its directory: config.yaml (method "ga", env, GA
+options, network), generations.csv (generation, best, mean, std, wall_s), individuals.csv, and
+checkpoint.safetensors of kind ``models.mountaincar_snn.KIND``: the last generation's population
+and fitness, the best individual, the fitness history and the cumulative wall seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from deap import algorithms, base, tools
 
-from spikeverse.errors import SpikeverseError, require_all
-from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
-from spikeverse.io.rundir import CHECKPOINT, MetricsWriter, read_config, require_config, same_run, write_config
-from spikeverse.progress import Progress
+from spikeverse.errors import require_all
+from spikeverse.evo.run import History, Problem, generation_row, run_evolution
+from spikeverse.evo.run import load_run as _load_run
+from spikeverse.io.rundir import Best
+from spikeverse.models.mountaincar_snn import KIND
 from spikeverse.runtime import derive_seed
 
-GENERATIONS_CSV = "generations.csv"
-INDIVIDUALS_CSV = "individuals.csv"
-GENERATION_FIELDS = ("generation", "best", "mean", "std", "wall_s")
-INDIVIDUAL_FIELDS = ("generation", "index", "fitness")
-KIND = "evo"
 DEFAULT_INDPB = 0.05
-
-
-class Problem(Protocol):
-    """What the GA evolves: genomes of ``n_params`` genes, scored by ``fitness`` (higher is
-    better). ``fitness`` is called in worker processes, so the problem must be picklable."""
-
-    n_params: int
-
-    def initial_population(self, rng: np.random.Generator, n: int) -> np.ndarray: ...
-
-    def fitness(self, genomes: np.ndarray, keys: Sequence[tuple[int, int, int]]) -> list[float]: ...
-
-    def to_dict(self) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -165,162 +142,109 @@ def next_generation(population: np.ndarray, fitness: Sequence[float], config: GA
     return np.array(elites + [list(o) for o in offspring], dtype=np.float64)
 
 
-# --- evaluation --------------------------------------------------------------------------------
+# --- the optimizer -----------------------------------------------------------------------------
 
 
-def _evaluate_chunk(problem: Problem, item: tuple[np.ndarray, list]) -> list[float]:
-    """The executor's task: the fitness of a chunk of genomes (module level: picklable)."""
-    genomes, keys = item
-    return problem.fitness(genomes, keys)
+class GA:
+    """The GA as an ask/tell optimizer (``evo.run``): generation 1 is the initial population
+    (``derive_seed(seed, 0, "init")``), every later one :func:`next_generation` of the last told
+    one; individual i of generation g is evaluated with the key (seed, g, i). Keeps the best
+    individual (the first on ties) and stops at the first generation whose best reaches ``target``."""
 
+    method, label, kind, fields = "ga", "evolve", KIND, ()
 
-def evaluate(problem: Problem, population: np.ndarray, seed: int, generation: int, executor) -> np.ndarray:
-    """Fitness of every individual, the population split into one chunk per worker; individual
-    i gets the key (seed, generation, i), so the result does not depend on the split."""
-    n = len(population)
-    chunks = np.array_split(np.arange(n), min(executor.workers, n))
-    items = [(population[c], [(seed, generation, int(i)) for i in c]) for c in chunks]
-    out = executor.map(functools.partial(_evaluate_chunk, problem), items)
-    return np.array([f for part in out for f in part], dtype=np.float64)
+    def __init__(self, config: GAConfig):
+        self.config = config
+        self.generation = 0
+        self.population: np.ndarray | None = None  # of the last finished generation
+        self.fitness: np.ndarray | None = None
+        self.best_individual = Best()  # at = (generation, index)
+        self.solved_generation: int | None = None
+        self.history = History()
+        self._asked: np.ndarray | None = None
+
+    @classmethod
+    def from_run_config(cls, config: dict) -> "GA":
+        return cls(GAConfig(**config["ga"]))
+
+    def options(self) -> dict:
+        return self.config.to_dict()
+
+    @property
+    def best(self) -> np.ndarray | None:
+        return self.best_individual.value
+
+    @property
+    def best_fitness(self) -> float:
+        return self.best_individual.score
+
+    @property
+    def best_generation(self) -> int | None:
+        return self.best_individual.at[0] if self.best_individual.found else None
+
+    @property
+    def best_index(self) -> int | None:
+        return self.best_individual.at[1] if self.best_individual.found else None
+
+    def initialize(self, problem) -> None:
+        rng = np.random.default_rng(derive_seed(self.config.seed, 0, "init"))
+        self._asked = problem.initial_population(rng, self.config.population)
+
+    def ask(self) -> tuple[np.ndarray, list]:
+        g = self.generation + 1
+        if g > 1:
+            self._asked = next_generation(self.population, self.fitness, self.config, g)
+        return self._asked, [(self.config.seed, g, i) for i in range(len(self._asked))]
+
+    def tell(self, fitness: np.ndarray) -> tuple[np.ndarray, dict]:
+        g, population = self.generation + 1, self._asked
+        i = int(np.argmax(fitness))
+        self.best_individual.offer(fitness[i], lambda: population[i].copy(), (g, i), latest=False)
+        if self.config.target is not None and fitness[i] >= self.config.target:
+            self.solved_generation = g
+        self.generation, self.population, self.fitness = g, population, fitness
+        return fitness, {}
+
+    def state_dict(self, config: dict) -> tuple[dict[str, torch.Tensor], dict]:
+        h = self.history
+        tensors = {"population": torch.from_numpy(self.population), "fitness": torch.from_numpy(self.fitness),
+                   "best": torch.from_numpy(self.best), "history.fitness": torch.from_numpy(np.stack(h.fitness)),
+                   "history.wall_s": torch.tensor(h.walls, dtype=torch.float64)}
+        meta = {"kind": KIND, "method": "ga", "env_id": config["env"], "config": config, "generation": self.generation,
+                "best_fitness": self.best_fitness, "best_generation": self.best_generation,
+                "best_index": self.best_index, "solved_generation": self.solved_generation,
+                "rng": {"python_random": "seeded per generation from derive_seed(seed, generation, 'variation')",
+                        "next_seed": derive_seed(self.config.seed, self.generation + 1, "variation")}}
+        return tensors, meta
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        self.generation = int(meta["generation"])
+        self.population, self.fitness = tensors["population"].numpy(), tensors["fitness"].numpy()
+        best_at = None if meta["best_generation"] is None else (meta["best_generation"], meta["best_index"])
+        self.best_individual = Best(float(meta["best_fitness"]), tensors["best"].numpy(), best_at)
+        self.solved_generation = meta["solved_generation"]
+        fitness, walls = list(tensors["history.fitness"].numpy()), tensors["history.wall_s"].tolist()
+        rows = [generation_row(g, f, w) for g, (f, w) in enumerate(zip(fitness, walls), start=1)]
+        self.history = History(fitness, rows, walls)
+
+    def summary(self) -> dict:
+        return {}
 
 
 # --- the run -------------------------------------------------------------------------------------
 
 
-def run_config(problem: Problem, config: GAConfig, env_id: str) -> dict:
-    """What config.yaml holds: everything that determines the run's results."""
-    return {"method": "ga", "env": env_id, "ga": config.to_dict(), "network": problem.to_dict()}
-
-
-@dataclass
-class _State:
-    """A run after ``generation`` finished generations."""
-
-    generation: int = 0
-    population: np.ndarray | None = None  # of the last finished generation
-    fitness: np.ndarray | None = None
-    history: list = None  # fitness per generation
-    walls: list = None  # cumulative wall seconds after each generation
-    best: np.ndarray | None = None
-    best_fitness: float = -np.inf
-    best_generation: int | None = None
-    best_index: int | None = None
-    solved_generation: int | None = None
-
-    def __post_init__(self):
-        self.history = self.history or []
-        self.walls = self.walls or []
-
-
-def _save(run_dir: Path, state: _State, cfg: dict) -> None:
-    tensors = {"population": torch.from_numpy(state.population), "fitness": torch.from_numpy(state.fitness),
-               "best": torch.from_numpy(state.best), "history.fitness": torch.from_numpy(np.stack(state.history)),
-               "history.wall_s": torch.tensor(state.walls, dtype=torch.float64)}
-    meta = {"kind": KIND, "method": "ga", "env_id": cfg["env"], "config": cfg, "generation": state.generation,
-            "best_fitness": state.best_fitness, "best_generation": state.best_generation,
-            "best_index": state.best_index, "solved_generation": state.solved_generation,
-            "rng": {"python_random": "seeded per generation from derive_seed(seed, generation, 'variation')",
-                    "next_seed": derive_seed(cfg["ga"]["seed"], state.generation + 1, "variation")}}
-    save_checkpoint(run_dir / CHECKPOINT, tensors, meta)
-
-
-def _load(run_dir: Path) -> _State:
-    tensors, meta = load_checkpoint(run_dir / CHECKPOINT, kind=KIND)
-    try:
-        return _State(generation=int(meta["generation"]), population=tensors["population"].numpy(),
-                      fitness=tensors["fitness"].numpy(), history=list(tensors["history.fitness"].numpy()),
-                      walls=tensors["history.wall_s"].tolist(), best=tensors["best"].numpy(),
-                      best_fitness=float(meta["best_fitness"]), best_generation=meta["best_generation"],
-                      best_index=meta["best_index"], solved_generation=meta["solved_generation"])
-    except KeyError as e:
-        raise SpikeverseError(f"{run_dir}: the evo checkpoint lacks {e}") from None
-
-
-def load_run(run_dir: str | Path) -> tuple[dict, _State]:
-    """The config and state of an evolve run directory (for plots and reports)."""
-    return require_config(run_dir, "evolve run"), _load(Path(run_dir))
-
-
-class _Logs:
-    """generations.csv and individuals.csv, rewritten from the history then appended to."""
-
-    def __init__(self, run_dir: Path, state: _State):
-        for name in (GENERATIONS_CSV, INDIVIDUALS_CSV):
-            (run_dir / name).unlink(missing_ok=True)
-        self.gens = MetricsWriter(run_dir / GENERATIONS_CSV, GENERATION_FIELDS)
-        self.inds = MetricsWriter(run_dir / INDIVIDUALS_CSV, INDIVIDUAL_FIELDS)
-        for g, (fit, wall) in enumerate(zip(state.history, state.walls), start=1):
-            self.write(g, fit, wall)
-
-    def write(self, generation: int, fitness: np.ndarray, wall: float) -> None:
-        self.gens.write(dict(generation=generation, best=_r(fitness.max()), mean=_r(fitness.mean()),
-                             std=_r(fitness.std()), wall_s=round(wall, 3)))
-        for i, f in enumerate(fitness):
-            self.inds.write(dict(generation=generation, index=i, fitness=_r(f)))
-
-    def close(self) -> None:
-        self.gens.close()
-        self.inds.close()
-
-
-def _r(x: float) -> float:
-    return round(float(x), 6)
-
-
-def summary(run_dir: Path, state: _State) -> dict:
-    return {"best_fitness": _r(state.best_fitness) if state.generation else None, "generations": state.generation,
-            "solved_generation": state.solved_generation, "wall_s": round(state.walls[-1], 2) if state.walls else 0.0,
-            "run_dir": str(run_dir)}
-
-
 def run_ga(problem: Problem, config: GAConfig, env_id: str, run_dir: str | Path, executor,
            on_generation: Callable[[int, np.ndarray], Any] | None = None, progress: bool | None = None) -> dict:
-    """Evolve ``problem`` into ``run_dir``, resuming from its checkpoint when it holds the same
-    run (another config is refused). Returns {"best_fitness", "generations",
-    "solved_generation", "wall_s", "run_dir"}; ``on_generation(g, fitness)`` after each one.
-    ``progress``: generations on a bar (a terminal) or a line per ~10% (None), or silent (False)."""
-    run_dir = Path(run_dir)
-    cfg = run_config(problem, config, env_id)
-    old = read_config(run_dir)  # a corrupted config.yaml is refused here, never overwritten
-    if old is not None and old.get("method") != "ga":  # even without a checkpoint (a run killed before its first)
-        raise SpikeverseError(f"{run_dir} holds a '{old.get('method') or old.get('agent')}' run; use another --out")
-    if old is not None and (run_dir / CHECKPOINT).exists():
-        if not same_run(old, cfg, "generations", "ga"):
-            raise SpikeverseError(f"{run_dir} holds another evolve run; use another --out or the same options")
-        state = _load(run_dir)
-    else:
-        state = _State()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, cfg)
-    logs = _Logs(run_dir, state)
-    report = Progress(config.generations, f"evolve ga {env_id}", unit="generation", initial=state.generation,
-                      enabled=progress)
-    try:
-        while state.solved_generation is None and state.generation < config.generations:
-            t0 = time.perf_counter()
-            g = state.generation + 1
-            if g == 1:
-                population = problem.initial_population(np.random.default_rng(derive_seed(config.seed, 0, "init")),
-                                                        config.population)
-            else:
-                population = next_generation(state.population, state.fitness, config, g)
-            fitness = evaluate(problem, population, config.seed, g, executor)
-            wall = (state.walls[-1] if state.walls else 0.0) + time.perf_counter() - t0
-            i = int(np.argmax(fitness))
-            if fitness[i] > state.best_fitness:
-                state.best, state.best_fitness = population[i].copy(), float(fitness[i])
-                state.best_generation, state.best_index = g, i
-            if config.target is not None and fitness[i] >= config.target:
-                state.solved_generation = g
-            state.generation, state.population, state.fitness = g, population, fitness
-            state.history.append(fitness)
-            state.walls.append(wall)
-            _save(run_dir, state, cfg)
-            logs.write(g, fitness, wall)
-            report.update(1, best=float(fitness.max()), mean=float(fitness.mean()), best_ever=state.best_fitness)
-            if on_generation is not None:
-                on_generation(g, fitness)
-    finally:
-        report.close()
-        logs.close()
-    return summary(run_dir, state)
+    """Evolve ``problem`` (e.g. a :class:`~spikeverse.models.mountaincar_snn.MountainCarSNN`) by
+    the GA into ``run_dir`` (:func:`~spikeverse.evo.run.run_evolution`); ``on_generation(g,
+    fitness)`` after each generation. Returns {"run_dir", "env", "method", "generations",
+    "best_fitness", "solved_generation", "wall_s"}."""
+    callback = None if on_generation is None else (lambda row, fitness: on_generation(row["generation"], fitness))
+    return run_evolution(problem, GA(config), run_dir, executor, env_id=env_id, progress=progress,
+                         on_generation=callback)
+
+
+def load_run(run_dir: str | Path) -> tuple[dict, GA]:
+    """The config and the restored :class:`GA` of a GA run directory (for plots and reports)."""
+    return _load_run(run_dir, GA)

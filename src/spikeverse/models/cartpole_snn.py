@@ -46,11 +46,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikeverse.envs.batched_cartpole import CartPoleBatch
+from spikeverse.envs.batched_cartpole import CartPoleBatch, episode_starts
 from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
 from spikeverse.models.genome import genome_matrix
-from spikeverse.runtime import quantize, single_thread
+from spikeverse.runtime import derive_seed, quantize, single_thread
 from spikeverse.snn.encoders import gaussian_code
 from spikeverse.snn.neurons import lif_step
 
@@ -251,11 +251,54 @@ class SNNPolicy:
         obs = torch.as_tensor(obs).cpu().reshape(-1, 4)
         return self.net.counts(obs.numpy(), self.w_ih, self.w_hm).to(torch.float32)
 
-    def save(self, path, meta: dict, extra: dict[str, Tensor] | None = None) -> None:
-        """A ``cartpole_snn`` checkpoint: tensor "weights" (the genome) and ``extra`` tensors;
-        meta gets kind, env_id and the network's config."""
+    def checkpoint(self, meta: dict, extra: dict[str, Tensor] | None = None) -> tuple[dict[str, Tensor], dict]:
+        """The tensors and meta of a ``cartpole_snn`` checkpoint: tensor "weights" (the genome)
+        and ``extra`` tensors; meta gets kind, env_id and the network's config."""
         tensors = {"weights": torch.from_numpy(self.genome), **(extra or {})}
-        save_checkpoint(path, tensors, {**meta, "kind": KIND, "env_id": ENV_ID, "network": self.net.to_dict()})
+        return tensors, {**meta, "kind": KIND, "env_id": ENV_ID, "network": self.net.to_dict()}
+
+    def save(self, path, meta: dict, extra: dict[str, Tensor] | None = None) -> None:
+        """Save :meth:`checkpoint` to ``path`` (atomically)."""
+        save_checkpoint(path, *self.checkpoint(meta, extra))
+
+
+@dataclass(frozen=True)
+class CartPoleProblem:
+    """The network as a problem for the optimizers of ``evo`` (their ``Problem`` interface): a
+    genome's fitness is its mean episode length. A key (seed, generation, what) names the
+    episodes: ``what`` an individual's index, ``episodes`` of them from
+    derive_seed(seed, generation, "episodes") (every individual of a generation plays the same
+    starts), or "eval" / "confirm", ``eval_episodes`` / ``confirm_episodes`` from
+    derive_seed(seed, generation, what) (the ES's mean weights and their confirmation)."""
+
+    network: CartPoleSNN
+    episodes: int = 4
+    eval_episodes: int = 20
+    confirm_episodes: int = 100
+    max_steps: int = MAX_STEPS
+
+    @property
+    def n_params(self) -> int:
+        return self.network.n_params
+
+    def initial_population(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.stack([self.network.initial_genome(rng) for _ in range(n)])
+
+    def to_dict(self) -> dict:
+        return self.network.to_dict()
+
+    def fitness(self, genomes, keys) -> list[float]:
+        """Mean episode lengths, every key's episodes in one batched simulation (:meth:`CartPoleSNN.play`)."""
+        n_episodes = {"eval": self.eval_episodes, "confirm": self.confirm_episodes}
+        rows, starts = [], []
+        for j, (seed, generation, what) in enumerate(keys):
+            purpose = what if isinstance(what, str) else "episodes"
+            k = n_episodes.get(purpose, self.episodes)
+            starts.append(episode_starts(np.random.default_rng(derive_seed(seed, generation, purpose)), k))
+            rows.append(np.full(k, j))
+        row_genome = np.concatenate(rows)
+        lengths = self.network.play(np.asarray(genomes)[row_genome], np.concatenate(starts), self.max_steps)
+        return [float(lengths[row_genome == j].mean()) for j in range(len(keys))]
 
 
 def load_cartpole_snn(run_dir) -> tuple[SNNPolicy, dict]:

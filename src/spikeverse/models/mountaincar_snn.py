@@ -85,6 +85,7 @@ from spikeverse.snn.encoders import bin_code
 from spikeverse.snn.neurons import lif_step, time_grid
 
 ENV_ID = "MountainCar-v0"
+KIND = "evo"  # the checkpoint kind of an evolved Mountain Car network
 LOW = (-1.2, -0.07)  # position, velocity (the env's observation bounds)
 HIGH = (0.6, 0.07)
 ACTIONS = ("left", "none", "right")
@@ -368,7 +369,7 @@ class MountainCarPolicy:
 
 def load_mountaincar_snn(run_dir) -> tuple[MountainCarPolicy, dict]:
     """The best network of a GA run directory (or checkpoint file) and the checkpoint metadata."""
-    tensors, meta = load_checkpoint(run_dir, kind="evo")
+    tensors, meta = load_checkpoint(run_dir, kind=KIND)
     network = (meta.get("config") or {}).get("network")
     if meta.get("env_id") != ENV_ID or "best" not in tensors or network is None:
         raise SpikeverseError(f"{run_dir}: not a {ENV_ID} evolve checkpoint with a best network")

@@ -65,8 +65,7 @@ import torch
 
 from spikeverse.envs.batched_cartpole import CartPoleBatch, episode_starts
 from spikeverse.errors import SpikeverseError, require_all
-from spikeverse.io.checkpoint import load_checkpoint
-from spikeverse.io.rundir import CHECKPOINT, EVALS, METRICS, MetricsWriter, read_config, same_run, write_config
+from spikeverse.io.rundir import EVALS, METRICS, Best, RunDir
 from spikeverse.models.cartpole_snn import ENV_ID, KIND, MAX_STEPS, CartPoleSNN, SNNPolicy, decide
 from spikeverse.progress import Progress
 from spikeverse.runtime import derive_seed, quantize, single_thread
@@ -256,80 +255,87 @@ def _config_dict(cfg: RSTDPConfig) -> dict:
     return {"agent": "rstdp", "env_id": ENV_ID, **cfg.to_dict()}
 
 
+@dataclass
+class _Progress:
+    """Where a run stands: finished episodes, environment steps, wall seconds, the last 100
+    episode lengths and the best weights (model selection)."""
+
+    episode: int = 0
+    steps: int = 0
+    wall: float = 0.0
+    lengths: list = field(default_factory=list)
+    best: Best = field(default_factory=Best)
+
+
+def _restore(learner: Learner, initial: np.ndarray, saved) -> _Progress:
+    """The learner's weights and the counters of a checkpoint, or a fresh start (``saved`` None)."""
+    if saved is None:
+        return _Progress(best=Best(-np.inf, initial, None))
+    tensors, meta = saved
+    learner.w_ih, learner.w_hm = tensors["rstdp.w_ih"].clone(), tensors["rstdp.w_hm"].clone()
+    learner.baseline = float(meta["baseline"])
+    return _Progress(int(meta["episode"]), int(meta["step"]), float(meta["wall_s"]), list(meta["lengths"]),
+                     Best(float(meta["best_eval"]), tensors["weights"].numpy().copy(), meta["best_eval_episode"]))
+
+
 def train_rstdp(cfg: RSTDPConfig, run_dir: str | Path, *, resume: bool = True, progress: bool | None = None) -> dict:
     """Train the CartPole SNN by R-STDP into ``run_dir`` (resuming the same run from its last
     checkpoint; a larger ``episodes`` continues it). Returns {"run_dir", "env", "agent",
     "episodes", "steps", "best_eval", "best_eval_episode", "last_length_mean" (last 100 episodes),
     "wall_s", "resumed_from"}."""
-    run_dir = Path(run_dir)
     config = _config_dict(cfg)
-    old = read_config(run_dir)
-    if old is not None and not same_run(old, config, "episodes"):
-        if old.get("agent") != "rstdp":
-            raise SpikeverseError(f"{run_dir} holds a '{old.get('agent') or old.get('method')}' run; use another --out")
-        raise SpikeverseError(f"{run_dir} holds an rstdp run with other options; use another --out or the same options")
-    ckpt = run_dir / CHECKPOINT
+    run = RunDir(run_dir, config, accepts=("rstdp",), label="R-STDP", kind=KIND, method="rstdp",
+                 resumable=("episodes",), resume=resume)
     learner = Learner(cfg, *initial_weights(cfg))
-    episode, steps, wall, lengths = 0, 0, 0.0, []
-    best, best_eval, best_episode = learner.genome(), -np.inf, None
-    if ckpt.exists():
-        if not resume:
-            raise SpikeverseError(f"{run_dir} already holds a checkpoint (rerun without --no-resume to continue it)")
-        if old is None:
-            raise SpikeverseError(f"{run_dir} holds a checkpoint but no config.yaml; use another --out")
-        tensors, meta = load_checkpoint(ckpt, kind=KIND)
-        if meta.get("method") != "rstdp":
-            raise SpikeverseError(f"{run_dir} holds a '{meta.get('method')}' CartPole run; use another --out")
-        learner.w_ih, learner.w_hm = tensors["rstdp.w_ih"].clone(), tensors["rstdp.w_hm"].clone()
-        learner.baseline = float(meta["baseline"])
-        best, best_eval, best_episode = tensors["weights"].numpy().copy(), float(meta["best_eval"]), meta["best_eval_episode"]
-        episode, steps, wall, lengths = int(meta["episode"]), int(meta["step"]), float(meta["wall_s"]), list(meta["lengths"])
-    resumed_from = episode or None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, config)
-    if not ckpt.exists():
-        for name in (METRICS, EVALS):
-            (run_dir / name).unlink(missing_ok=True)
-    metrics, evals = MetricsWriter(run_dir / METRICS, METRIC_FIELDS), MetricsWriter(run_dir / EVALS, EVAL_FIELDS)
-    metrics.truncate_after(steps)
-    evals.truncate_after(steps)
+    p = _restore(learner, learner.genome(), run.saved)
+    resumed_from = p.episode or None
+    run.begin()
+    metrics, evals = run.metrics(METRICS, METRIC_FIELDS, step=p.steps), run.metrics(EVALS, EVAL_FIELDS, step=p.steps)
 
     def save() -> None:
-        meta = {"method": "rstdp", "config": config, "episode": episode, "step": steps, "wall_s": wall,
+        best = p.best
+        meta = {"method": "rstdp", "config": config, "episode": p.episode, "step": p.steps, "wall_s": p.wall,
                 "baseline": learner.baseline,
-                "lengths": lengths[-100:], "best_eval": best_eval, "best_eval_episode": best_episode,
-                "weights": f"best weights (episode {best_episode}, {best_eval:g} over {cfg.eval_episodes} "
-                           f"noise-free episodes)" if best_episode else "initial weights"}
-        SNNPolicy(cfg.network, best).save(ckpt, meta, {"rstdp.w_ih": learner.w_ih, "rstdp.w_hm": learner.w_hm})
+                "lengths": p.lengths[-100:], "best_eval": best.score, "best_eval_episode": best.at,
+                "weights": f"best weights (episode {best.at}, {best.score:g} over {cfg.eval_episodes} "
+                           f"noise-free episodes)" if best.at else "initial weights"}
+        SNNPolicy(cfg.network, best.value).save(run.checkpoint, meta,
+                                                {"rstdp.w_ih": learner.w_ih, "rstdp.w_hm": learner.w_hm})
 
-    log = Progress(cfg.episodes, f"train rstdp {ENV_ID}", unit="episode", initial=episode, enabled=progress)
+    log = Progress(cfg.episodes, f"train rstdp {ENV_ID}", unit="episode", initial=p.episode, enabled=progress)
     try:
-        while episode < cfg.episodes:
-            t0 = time.perf_counter()
-            episode += 1
-            with single_thread():
-                out = learner.episode(episode)
-            steps += out["length"]
-            lengths = (lengths + [out["length"]])[-100:]
-            if cfg.eval_every and (episode % cfg.eval_every == 0 or episode == cfg.episodes):
-                scores = learner.evaluate(episode)
-                evals.write(dict(step=steps, episode=episode, mean=float(scores.mean()), std=float(scores.std())))
-                if scores.mean() >= best_eval:
-                    best, best_eval, best_episode = learner.genome(), float(scores.mean()), episode
-            wall += time.perf_counter() - t0
-            metrics.write(dict(episode=episode, step=steps, length=out["length"], reward=out["reward"],
-                               noise_rate=round(cfg.noise_at(episode), 4), w_mean=round(float(learner.w_hm.mean()), 6),
-                               wall_s=round(wall, 3)))
-            if episode % cfg.checkpoint_every == 0 or episode == cfg.episodes:
+        while p.episode < cfg.episodes:
+            _episode(learner, p, metrics, evals)
+            if p.episode % cfg.checkpoint_every == 0 or p.episode == cfg.episodes:
                 if not cfg.eval_every:
-                    best = learner.genome()
+                    p.best.value = learner.genome()
                 save()
-            log.update(1, length=out["length"], mean100=round(float(np.mean(lengths)), 1), best_eval=best_eval)
+            log.update(1, length=p.lengths[-1], mean100=round(float(np.mean(p.lengths)), 1), best_eval=p.best.score)
     finally:
         log.close()
         metrics.close()
         evals.close()
-    return {"run_dir": str(run_dir), "env": ENV_ID, "agent": "rstdp", "episodes": episode, "steps": steps,
-            "best_eval": None if best_episode is None else best_eval, "best_eval_episode": best_episode,
-            "last_length_mean": float(np.mean(lengths)) if lengths else None, "wall_s": round(wall, 2),
+    return {"run_dir": str(run.path), "env": ENV_ID, "agent": "rstdp", "episodes": p.episode, "steps": p.steps,
+            "best_eval": None if p.best.at is None else p.best.score, "best_eval_episode": p.best.at,
+            "last_length_mean": float(np.mean(p.lengths)) if p.lengths else None, "wall_s": round(p.wall, 2),
             "resumed_from": resumed_from}
+
+
+def _episode(learner: Learner, p: _Progress, metrics, evals) -> None:
+    """Play and learn the next episode; evaluate the weights when due (keeping the best, latest
+    on ties); log it."""
+    cfg = learner.cfg
+    t0 = time.perf_counter()
+    p.episode += 1
+    with single_thread():
+        out = learner.episode(p.episode)
+    p.steps += out["length"]
+    p.lengths = (p.lengths + [out["length"]])[-100:]
+    if cfg.eval_every and (p.episode % cfg.eval_every == 0 or p.episode == cfg.episodes):
+        scores = learner.evaluate(p.episode)
+        evals.write(dict(step=p.steps, episode=p.episode, mean=float(scores.mean()), std=float(scores.std())))
+        p.best.offer(float(scores.mean()), learner.genome, p.episode)
+    p.wall += time.perf_counter() - t0
+    metrics.write(dict(episode=p.episode, step=p.steps, length=out["length"], reward=out["reward"],
+                       noise_rate=round(cfg.noise_at(p.episode), 4), w_mean=round(float(learner.w_hm.mean()), 6),
+                       wall_s=round(p.wall, 3)))

@@ -24,8 +24,8 @@ from gymnasium import spaces
 from spikeverse.envs import make
 from spikeverse.envs.classic import ALIASES
 from spikeverse.errors import SpikeverseError, require_all
-from spikeverse.io.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
-from spikeverse.io.rundir import CHECKPOINT, METRICS, MetricsWriter, read_config, write_config
+from spikeverse.io.checkpoint import load_checkpoint
+from spikeverse.io.rundir import METRICS, RunDir
 from spikeverse.progress import reporter
 from spikeverse.rl.env_check import check_agent_env
 from spikeverse.rl.schedules import linear_schedule
@@ -155,37 +155,29 @@ def train_tabular_run(config: TabularConfig, env_id: str, run_dir: str | Path, *
                       progress: bool | None = None) -> dict:
     """Train into a run directory (config.yaml, metrics.csv, checkpoint.safetensors).
 
-    Tabular runs take seconds: a directory holding a finished run of the same config is
-    returned as is; anything else is trained from the start.
+    Tabular runs take seconds and are checkpointed once, at the end: a directory holding the
+    finished run of the same config is returned as is; anything else is trained from the start.
     """
-    run_dir = Path(run_dir)
-    ckpt = run_dir / CHECKPOINT
     config.validate()
     check_agent_env("tabular", env_id)
-    old = read_config(run_dir)  # a corrupted config.yaml is refused here, never overwritten
-    if ckpt.exists():
-        if not resume:
-            raise SpikeverseError(f"{run_dir} already holds a checkpoint (rerun without --no-resume to keep it)")
-        meta = read_checkpoint_meta(ckpt, kind="tabular")
-        if meta.get("config") != config.to_dict() or meta.get("env_id") != env_id or "summary" not in meta:
-            raise SpikeverseError(f"{run_dir} holds another tabular run; use another --out or the same options")
-        return meta["summary"]
-    if old is not None and old.get("agent") != "tabular":
-        raise SpikeverseError(f"{run_dir} holds a '{old.get('agent') or old.get('method')}' run; use another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, {"agent": "tabular", "env_id": env_id, **config.to_dict()})
-    metrics = MetricsWriter(run_dir / METRICS, ["episode", "episode_return", "epsilon"], fresh=True)
+    run = RunDir(run_dir, {"agent": "tabular", "env_id": env_id, **config.to_dict()}, accepts=("tabular",),
+                 label="tabular", kind="tabular", resume=resume)
+    if run.saved is not None:
+        if "summary" not in run.saved[1]:
+            raise SpikeverseError(f"{run.path} holds an unfinished tabular run; use another --out")
+        return run.saved[1]["summary"]
+    run.begin()
+    metrics = run.metrics(METRICS, ["episode", "episode_return", "epsilon"])
     t0 = time.perf_counter()
     try:
         q, returns = train_tabular(env_id, config, progress=progress, on_episode=lambda e, r, eps: metrics.write(
             dict(episode=e + 1, episode_return=r, epsilon=round(eps, 4))))
     finally:
         metrics.close()
-    summary = {"run_dir": str(run_dir), "env": env_id, "agent": "tabular", "episodes": len(returns),
+    summary = {"run_dir": str(run.path), "env": env_id, "agent": "tabular", "episodes": len(returns),
                "wall_s": round(time.perf_counter() - t0, 2),
                "last_100_mean": float(np.mean(returns[-100:]))}
-    save_checkpoint(ckpt, {"q": torch.from_numpy(q.table)},
-                    {"kind": "tabular", "env_id": env_id, "config": config.to_dict(), "summary": summary})
+    run.save({"q": torch.from_numpy(q.table)}, {"env_id": env_id, "config": config.to_dict(), "summary": summary})
     return summary
 
 

@@ -23,16 +23,8 @@ import torch
 from spikeverse.device import resolve_device
 from spikeverse.envs import make_vector, obs_scale_for, real_next_obs
 from spikeverse.errors import SpikeverseError
-from spikeverse.io.checkpoint import (
-    load_checkpoint,
-    load_module_state,
-    optimizer_from_flat,
-    optimizer_to_flat,
-    prefixed,
-    save_checkpoint,
-    unprefixed,
-)
-from spikeverse.io.rundir import CHECKPOINT, EVALS, METRICS, MetricsWriter, read_config, write_config
+from spikeverse.io.checkpoint import load_module_state, optimizer_from_flat, optimizer_to_flat, prefixed, unprefixed
+from spikeverse.io.rundir import EVALS, METRICS, Best, RunDir
 from spikeverse.progress import Progress
 from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.dqn import DQNAgent, network_spec
@@ -60,14 +52,93 @@ class TrainResult:
     resumed_from: int
 
 
-def _check_resumable(saved: dict, cfg: DQNConfig, run_dir: Path) -> None:
-    new = cfg.to_dict()
-    diff = sorted(k for k in new if k not in RESUMABLE_CHANGES and saved.get(k) != new[k])
-    if diff:
-        k = diff[0]
-        raise SpikeverseError(
-            f"{run_dir} holds a run with {k}={saved.get(k)!r}, not {new[k]!r}; use another --out or the same options"
-        )
+class _Run:
+    """One call of :func:`train_dqn`: the agent, its environments and replay memory, the counters,
+    the best weights, and the run directory they are saved to."""
+
+    def __init__(self, cfg: DQNConfig, run: RunDir, device: torch.device):
+        self.cfg, self.run, self.device = cfg, run, device
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.envs, self.spec, self.agent = _build(cfg, device)
+        self.step, self.episodes, self.wall0 = 0, 0, 0.0  # wall0: seconds of the steps before this call
+        self.best = Best()
+        self.init_scales = None  # DSQN: the data-dependent initialisation's factors, once done
+        if run.saved is not None:
+            self._restore(*run.saved)
+        self.resumed_from = self.step
+        self.t0, self.step0 = time.perf_counter(), self.step
+
+    def _restore(self, tensors: dict, meta: dict) -> None:
+        agent, where = self.agent, str(self.run.checkpoint)
+        load_module_state(agent.online, unprefixed("online", tensors), where)
+        load_module_state(agent.target, unprefixed("target", tensors), where)
+        optimizer_from_flat(agent.optimizer, unprefixed("optim", tensors), meta["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.rng.bit_generator.state = meta["numpy_rng"]
+        self.step, self.episodes = meta["step"], meta["episodes"]
+        self.wall0 = float(meta.get("wall_s", 0.0))
+        self.init_scales = meta.get("snn_init_scales")
+        if meta.get("best_score") is not None:
+            self.best = Best(meta["best_score"], unprefixed("best", tensors), meta["best_step"])
+
+    def wall(self) -> float:
+        """Training wall seconds so far, over every call of the run."""
+        return self.wall0 + time.perf_counter() - self.t0
+
+    def select_best(self, evals) -> None:
+        """Evaluate the online network; keep its weights if they are the best so far (latest on ties)."""
+        res = _quick_eval(self.agent.online, self.cfg, self.step)
+        evals.write(dict(step=self.step, mean=res.mean, std=round(res.std, 3), episodes=len(res.scores),
+                         wall_s=round(self.wall(), 2)))
+        online = self.agent.online
+        self.best.offer(res.mean, lambda: {k: v.detach().clone() for k, v in online.state_dict().items()}, self.step)
+
+    def checkpoint(self, on_checkpoint: Callable[[int], None] | None) -> None:
+        agent, cfg = self.agent, self.cfg
+        opt_tensors, opt_meta = optimizer_to_flat(agent.optimizer)
+        tensors = {
+            **prefixed("online", agent.online.state_dict()),
+            **prefixed("target", agent.target.state_dict()),
+            **prefixed("optim", opt_tensors),
+            "rng.torch": torch.get_rng_state(),
+        }
+        if self.best.value is not None:
+            tensors.update(prefixed("best", self.best.value))
+        meta = {
+            "env_id": cfg.env_id, "config": cfg.to_dict(), "network": self.spec.to_dict(),
+            "step": self.step, "episodes": self.episodes, "optimizer": opt_meta,
+            "numpy_rng": self.rng.bit_generator.state,
+            "best_score": None if self.best.value is None else self.best.score,
+            "best_step": self.best.at, "snn_init_scales": self.init_scales,
+            "wall_s": round(self.wall(), 3),
+        }
+        self.run.save(tensors, meta)
+        if on_checkpoint is not None:
+            on_checkpoint(self.step)
+
+    def result(self) -> TrainResult:
+        return TrainResult(self.run.path, self.step, self.episodes, time.perf_counter() - self.t0,
+                           None if self.best.value is None else self.best.score, self.resumed_from)
+
+
+def _build(cfg: DQNConfig, device: torch.device):
+    """The training envs, the network spec and the agent; an env or an --arch the network cannot
+    work on is refused (one line) before anything is written."""
+    envs = make_vector(cfg.env_id, cfg.num_envs, seed=cfg.seed, training=True, **(cfg.train_env_kwargs or {}))
+    obs_space = envs.single_observation_space
+    try:
+        check_agent_env("dsqn" if cfg.spiking else "dqn", cfg.env_id, obs_space, envs.single_action_space)
+        spec = network_spec(cfg, obs_space.shape, int(envs.single_action_space.n), obs_scale_for(obs_space))
+        agent = DQNAgent(cfg, spec, device)
+    except RuntimeError as e:  # e.g. CNN kernels larger than the observations
+        envs.close()
+        raise SpikeverseError(f"--arch {cfg.arch} does not fit {cfg.env_id}'s observations {tuple(obs_space.shape)}: "
+                              f"{(str(e).splitlines() or [type(e).__name__])[0]}") from None
+    except BaseException:
+        envs.close()
+        raise
+    return envs, spec, agent
 
 
 def train_dqn(
@@ -85,169 +156,100 @@ def train_dqn(
     continues; the schedules still run over ``cfg.total_steps``.
     """
     cfg.validate()
-    run_dir = Path(run_dir)
-    ckpt_path = run_dir / CHECKPOINT
-    old = read_config(run_dir)  # a corrupted config.yaml is refused here, never overwritten
-    saved = None
-    if ckpt_path.exists():
-        if not resume:
-            raise SpikeverseError(f"{run_dir} already holds a checkpoint (rerun without --no-resume to continue it)")
-        saved = load_checkpoint(ckpt_path, kind="dqn")
-        _check_resumable(saved[1].get("config") or {}, cfg, run_dir)
-    elif old is not None and old.get("agent") not in ("dqn", "dsqn"):
-        raise SpikeverseError(f"{run_dir} holds a '{old.get('agent')}' run; use another --out")
-    device = resolve_device(cfg.device)
-
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    envs = make_vector(cfg.env_id, cfg.num_envs, seed=cfg.seed, training=True, **(cfg.train_env_kwargs or {}))
-    obs_space = envs.single_observation_space
-    try:  # an env or an --arch the network cannot work on is refused before anything is written
-        check_agent_env("dsqn" if cfg.spiking else "dqn", cfg.env_id, obs_space, envs.single_action_space)
-        spec = network_spec(cfg, obs_space.shape, int(envs.single_action_space.n), obs_scale_for(obs_space))
-        agent = DQNAgent(cfg, spec, device)
-    except RuntimeError as e:  # e.g. CNN kernels larger than the observations
-        envs.close()
-        raise SpikeverseError(f"--arch {cfg.arch} does not fit {cfg.env_id}'s observations {tuple(obs_space.shape)}: "
-                              f"{(str(e).splitlines() or [type(e).__name__])[0]}") from None
-    except BaseException:
-        envs.close()
-        raise
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, {"agent": "dsqn" if cfg.spiking else "dqn", **cfg.to_dict()})
-    step, episodes, best_score, best_step, best_state = 0, 0, -math.inf, None, None
-    wall0 = 0.0  # training wall seconds of the steps before this call (kept across resumes)
-    init_scales = None  # DSQN: the data-dependent initialisation's factors, once done
-    if saved is not None:
-        tensors, meta = saved
-        load_module_state(agent.online, unprefixed("online", tensors), str(ckpt_path))
-        load_module_state(agent.target, unprefixed("target", tensors), str(ckpt_path))
-        optimizer_from_flat(agent.optimizer, unprefixed("optim", tensors), meta["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
-        rng.bit_generator.state = meta["numpy_rng"]
-        step, episodes = meta["step"], meta["episodes"]
-        wall0 = float(meta.get("wall_s", 0.0))
-        init_scales = meta.get("snn_init_scales")
-        if meta.get("best_score") is not None:
-            best_score, best_step, best_state = meta["best_score"], meta["best_step"], unprefixed("best", tensors)
-    resumed_from = step
-
-    buffer_cls = PrioritizedReplayBuffer if cfg.per else ReplayBuffer
-    buffer_kwargs = dict(alpha=cfg.per_alpha, eps=cfg.per_eps) if cfg.per else {}
-    buffer = buffer_cls(cfg.buffer_size, obs_space.shape, obs_space.dtype, seed=cfg.seed + step, **buffer_kwargs)
-    nstep = NStepAccumulator(cfg.num_envs, cfg.nstep, cfg.gamma)
-    # no checkpoint (a first run, or one killed before its first checkpoint): the logs start afresh
-    metrics = MetricsWriter(run_dir / METRICS, METRIC_FIELDS, fresh=saved is None)
-    evals = MetricsWriter(run_dir / EVALS, EVAL_FIELDS, fresh=saved is None)
-    if saved is not None:
-        metrics.truncate_after(step)
-        evals.truncate_after(step)
-
-    def select_best() -> None:
-        """Evaluate the online network; keep its weights if they are the best so far."""
-        nonlocal best_score, best_step, best_state
-        res = _quick_eval(agent.online, cfg, step)
-        evals.write(dict(step=step, mean=res.mean, std=round(res.std, 3), episodes=len(res.scores),
-                         wall_s=round(wall0 + time.perf_counter() - t0, 2)))
-        if res.mean >= best_score:
-            best_score, best_step = res.mean, step
-            best_state = {k: v.detach().clone() for k, v in agent.online.state_dict().items()}
-
-    def checkpoint() -> None:
-        opt_tensors, opt_meta = optimizer_to_flat(agent.optimizer)
-        tensors = {
-            **prefixed("online", agent.online.state_dict()),
-            **prefixed("target", agent.target.state_dict()),
-            **prefixed("optim", opt_tensors),
-            "rng.torch": torch.get_rng_state(),
-        }
-        if best_state is not None:
-            tensors.update(prefixed("best", best_state))
-        meta = {
-            "kind": "dqn", "env_id": cfg.env_id, "config": cfg.to_dict(), "network": spec.to_dict(),
-            "step": step, "episodes": episodes, "optimizer": opt_meta,
-            "numpy_rng": rng.bit_generator.state,
-            "best_score": None if best_state is None else best_score,
-            "best_step": best_step, "snn_init_scales": init_scales,
-            "wall_s": round(wall0 + time.perf_counter() - t0, 3),
-        }
-        save_checkpoint(ckpt_path, tensors, meta)
-        if on_checkpoint is not None:
-            on_checkpoint(step)
-
-    learn_start = step + cfg.learning_starts if saved is not None else cfg.learning_starts
-    eps_steps = int(cfg.epsilon_fraction * cfg.total_steps)
-    n = cfg.num_envs
-    obs, _ = envs.reset(seed=cfg.seed + step)
-    ep_ret = np.zeros(n)
-    ep_len = np.zeros(n, dtype=np.int64)
-    losses: deque[float] = deque(maxlen=100)
-    returns: deque[float] = deque(maxlen=10)  # shown as the progress line's return
-    t0, step0 = time.perf_counter(), step
-    log = Progress(cfg.total_steps, f"train {'dsqn' if cfg.spiking else 'dqn'} {cfg.env_id}", unit="step",
-                   initial=step, enabled=progress)
+    name = "dsqn" if cfg.spiking else "dqn"
+    run = RunDir(run_dir, {"agent": name, **cfg.to_dict()}, accepts=("dqn", "dsqn"), label=name.upper(),
+                 kind="dqn", resumable=RESUMABLE_CHANGES, resume=resume)
+    r = _Run(cfg, run, resolve_device(cfg.device))
+    run.begin()
+    metrics = run.metrics(METRICS, METRIC_FIELDS, step=r.step)
+    evals = run.metrics(EVALS, EVAL_FIELDS, step=r.step)
+    log = Progress(cfg.total_steps, f"train {name} {cfg.env_id}", unit="step", initial=r.step, enabled=progress)
     try:
-        while step < cfg.total_steps:
-            epsilon = 0.0 if cfg.noisy else linear_schedule(cfg.epsilon_start, cfg.epsilon_end, eps_steps, step)
-            actions = agent.act(obs, epsilon, rng)
-            nxt, rew, term, trunc, infos = envs.step(actions)
-            done = term | trunc
-            batch = nstep.push(obs, actions, rew, real_next_obs(nxt, infos, done), term, trunc)
-            if batch is not None:
-                buffer.add(**batch)
-            obs = nxt
-            step += n
-            ep_ret += rew
-            ep_len += 1
-            for i in np.flatnonzero(done):
-                episodes += 1
-                wall = time.perf_counter() - t0
-                metrics.write(dict(step=step, episode=episodes, episode_return=float(ep_ret[i]),
-                                   episode_length=int(ep_len[i]), loss=round(_mean(losses), 6),
-                                   epsilon=round(epsilon, 4), steps_per_s=round((step - step0) / wall, 1),
-                                   wall_s=round(wall0 + wall, 2)))
-                returns.append(float(ep_ret[i]))
-                ep_ret[i], ep_len[i] = 0.0, 0
-            if step >= learn_start and len(buffer) >= cfg.batch_size and (step // n) % cfg.train_freq == 0:
-                if cfg.spiking and cfg.snn_init_rate > 0 and init_scales is None:
-                    init_scales = _calibrate(agent, buffer, cfg, device)
-                beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, step)
-                for _ in range(cfg.gradient_steps):
-                    sample = buffer.sample(cfg.batch_size, beta=beta)
-                    loss, priorities = agent.update(sample)
-                    buffer.update_priorities(sample["indices"], priorities)
-                    losses.append(loss)
-                if not math.isfinite(loss):
-                    raise SpikeverseError(f"training diverged at step {step} (loss {loss}); try a smaller --lr")
-                if cfg.tau < 1.0:
-                    agent.update_target()
-            if cfg.tau == 1.0 and step % cfg.target_update_interval < n:
-                agent.update_target()
-            if cfg.eval_interval and step >= learn_start and step % cfg.eval_interval < n:
-                select_best()
-            if step % cfg.checkpoint_interval < n:
-                checkpoint()
-            advance = min(step, cfg.total_steps) - log.n
-            if log.due(advance) and (log.bar is None or step % 1000 < n):
-                log.update(advance, episodes=episodes, **{"return": round(_mean(returns), 1)}, eps=round(epsilon, 3),
-                           loss=round(_mean(losses), 4), sps=int((step - step0) / (time.perf_counter() - t0)))
-            else:
-                log.update(advance)
-            if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
-                break
-        if cfg.eval_interval and step >= cfg.total_steps and step % cfg.eval_interval >= n:
-            select_best()  # the final weights compete too (unless just evaluated in the loop)
-        checkpoint()
+        _loop(r, metrics, evals, log, on_checkpoint, time_budget_s)
     except KeyboardInterrupt:
-        checkpoint()
+        r.checkpoint(on_checkpoint)
         raise
     finally:
         log.close()
         metrics.close()
         evals.close()
-        envs.close()
-    return TrainResult(run_dir, step, episodes, time.perf_counter() - t0,
-                       None if best_state is None else best_score, resumed_from)
+        r.envs.close()
+    return r.result()
+
+
+def _loop(r: _Run, metrics, evals, log: Progress, on_checkpoint, time_budget_s: float | None) -> None:
+    """Collect, learn, evaluate and checkpoint until the budget (steps, or this call's time)."""
+    cfg, agent, rng, envs = r.cfg, r.agent, r.rng, r.envs
+    buffer_cls = PrioritizedReplayBuffer if cfg.per else ReplayBuffer
+    buffer_kwargs = dict(alpha=cfg.per_alpha, eps=cfg.per_eps) if cfg.per else {}
+    obs_space = envs.single_observation_space
+    buffer = buffer_cls(cfg.buffer_size, obs_space.shape, obs_space.dtype, seed=cfg.seed + r.step, **buffer_kwargs)
+    nstep = NStepAccumulator(cfg.num_envs, cfg.nstep, cfg.gamma)
+    learn_start = r.step + cfg.learning_starts if r.run.resuming else cfg.learning_starts
+    eps_steps = int(cfg.epsilon_fraction * cfg.total_steps)
+    n = cfg.num_envs
+    obs, _ = envs.reset(seed=cfg.seed + r.step)
+    ep_ret = np.zeros(n)
+    ep_len = np.zeros(n, dtype=np.int64)
+    losses: deque[float] = deque(maxlen=100)
+    returns: deque[float] = deque(maxlen=10)  # shown as the progress line's return
+    while r.step < cfg.total_steps:
+        epsilon = 0.0 if cfg.noisy else linear_schedule(cfg.epsilon_start, cfg.epsilon_end, eps_steps, r.step)
+        actions = agent.act(obs, epsilon, rng)
+        nxt, rew, term, trunc, infos = envs.step(actions)
+        done = term | trunc
+        batch = nstep.push(obs, actions, rew, real_next_obs(nxt, infos, done), term, trunc)
+        if batch is not None:
+            buffer.add(**batch)
+        obs = nxt
+        r.step += n
+        ep_ret += rew
+        ep_len += 1
+        for i in np.flatnonzero(done):
+            r.episodes += 1
+            wall = time.perf_counter() - r.t0
+            metrics.write(dict(step=r.step, episode=r.episodes, episode_return=float(ep_ret[i]),
+                               episode_length=int(ep_len[i]), loss=round(_mean(losses), 6),
+                               epsilon=round(epsilon, 4), steps_per_s=round((r.step - r.step0) / wall, 1),
+                               wall_s=round(r.wall0 + wall, 2)))
+            returns.append(float(ep_ret[i]))
+            ep_ret[i], ep_len[i] = 0.0, 0
+        if r.step >= learn_start and len(buffer) >= cfg.batch_size and (r.step // n) % cfg.train_freq == 0:
+            _learn(r, buffer, losses)
+        if cfg.tau == 1.0 and r.step % cfg.target_update_interval < n:
+            agent.update_target()
+        if cfg.eval_interval and r.step >= learn_start and r.step % cfg.eval_interval < n:
+            r.select_best(evals)
+        if r.step % cfg.checkpoint_interval < n:
+            r.checkpoint(on_checkpoint)
+        advance = min(r.step, cfg.total_steps) - log.n
+        if log.due(advance) and (log.bar is None or r.step % 1000 < n):
+            log.update(advance, episodes=r.episodes, **{"return": round(_mean(returns), 1)}, eps=round(epsilon, 3),
+                       loss=round(_mean(losses), 4), sps=int((r.step - r.step0) / (time.perf_counter() - r.t0)))
+        else:
+            log.update(advance)
+        if time_budget_s is not None and time.perf_counter() - r.t0 > time_budget_s:
+            break
+    if cfg.eval_interval and r.step >= cfg.total_steps and r.step % cfg.eval_interval >= n:
+        r.select_best(evals)  # the final weights compete too (unless just evaluated in the loop)
+    r.checkpoint(on_checkpoint)
+
+
+def _learn(r: _Run, buffer, losses: deque) -> None:
+    """``gradient_steps`` updates on replayed batches (DSQN: after its initialisation)."""
+    cfg, agent = r.cfg, r.agent
+    if cfg.spiking and cfg.snn_init_rate > 0 and r.init_scales is None:
+        r.init_scales = _calibrate(agent, buffer, cfg, r.device)
+    beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, r.step)
+    for _ in range(cfg.gradient_steps):
+        sample = buffer.sample(cfg.batch_size, beta=beta)
+        loss, priorities = agent.update(sample)
+        buffer.update_priorities(sample["indices"], priorities)
+        losses.append(loss)
+    if not math.isfinite(loss):
+        raise SpikeverseError(f"training diverged at step {r.step} (loss {loss}); try a smaller --lr")
+    if cfg.tau < 1.0:
+        agent.update_target()
 
 
 def _mean(values) -> float:
