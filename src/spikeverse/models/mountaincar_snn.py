@@ -84,6 +84,8 @@ from spikeverse.snn.alpha import AlphaParams, alpha_propagators, alpha_state, ia
 from spikeverse.snn.encoders import bin_code
 from spikeverse.snn.neurons import lif_step, time_grid
 
+KIND = "mountaincar_snn"  # the checkpoint kind of a GA run (before issue 12: "evo", io.checkpoint.LEGACY_KINDS)
+
 ENV_ID = "MountainCar-v0"
 LOW = (-1.2, -0.07)  # position, velocity (the env's observation bounds)
 HIGH = (0.6, 0.07)
@@ -368,7 +370,7 @@ class MountainCarPolicy:
 
 def load_mountaincar_snn(run_dir) -> tuple[MountainCarPolicy, dict]:
     """The best network of a GA run directory (or checkpoint file) and the checkpoint metadata."""
-    tensors, meta = load_checkpoint(run_dir, kind="evo")
+    tensors, meta = load_checkpoint(run_dir, kind=KIND)
     network = (meta.get("config") or {}).get("network")
     if meta.get("env_id") != ENV_ID or "best" not in tensors or network is None:
         raise SpikeverseError(f"{run_dir}: not a {ENV_ID} evolve checkpoint with a best network")

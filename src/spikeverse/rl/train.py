@@ -24,7 +24,6 @@ from spikeverse.device import resolve_device
 from spikeverse.envs import make_vector, obs_scale_for, real_next_obs
 from spikeverse.errors import SpikeverseError
 from spikeverse.io.checkpoint import (
-    load_checkpoint,
     load_module_state,
     optimizer_from_flat,
     optimizer_to_flat,
@@ -34,6 +33,7 @@ from spikeverse.io.checkpoint import (
 )
 from spikeverse.io.rundir import CHECKPOINT, EVALS, METRICS, MetricsWriter, read_config, write_config
 from spikeverse.progress import Progress
+from spikeverse.rl.checkpoint import load_q_checkpoint, q_kind
 from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.dqn import DQNAgent, network_spec
 from spikeverse.rl.env_check import check_agent_env
@@ -92,7 +92,7 @@ def train_dqn(
     if ckpt_path.exists():
         if not resume:
             raise SpikeverseError(f"{run_dir} already holds a checkpoint (rerun without --no-resume to continue it)")
-        saved = load_checkpoint(ckpt_path, kind="dqn")
+        saved = load_q_checkpoint(ckpt_path)  # an old run's config in today's names
         _check_resumable(saved[1].get("config") or {}, cfg, run_dir)
     elif old is not None and old.get("agent") not in ("dqn", "dsqn"):
         raise SpikeverseError(f"{run_dir} holds a '{old.get('agent')}' run; use another --out")
@@ -164,7 +164,7 @@ def train_dqn(
         if best_state is not None:
             tensors.update(prefixed("best", best_state))
         meta = {
-            "kind": "dqn", "env_id": cfg.env_id, "config": cfg.to_dict(), "network": spec.to_dict(),
+            "kind": q_kind(spec), "env_id": cfg.env_id, "config": cfg.to_dict(), "network": spec.to_dict(),
             "step": step, "episodes": episodes, "optimizer": opt_meta,
             "numpy_rng": rng.bit_generator.state,
             "best_score": None if best_state is None else best_score,
@@ -209,7 +209,7 @@ def train_dqn(
                 returns.append(float(ep_ret[i]))
                 ep_ret[i], ep_len[i] = 0.0, 0
             if step >= learn_start and len(buffer) >= cfg.batch_size and (step // n) % cfg.train_freq == 0:
-                if cfg.spiking and cfg.snn_init_rate > 0 and init_scales is None:
+                if cfg.spiking is not None and cfg.spiking.init_rate > 0 and init_scales is None:
                     init_scales = _calibrate(agent, buffer, cfg, device)
                 beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, step)
                 for _ in range(cfg.gradient_steps):
@@ -219,9 +219,9 @@ def train_dqn(
                     losses.append(loss)
                 if not math.isfinite(loss):
                     raise SpikeverseError(f"training diverged at step {step} (loss {loss}); try a smaller --lr")
-                if cfg.tau < 1.0:
+                if cfg.polyak_tau < 1.0:
                     agent.update_target()
-            if cfg.tau == 1.0 and step % cfg.target_update_interval < n:
+            if cfg.polyak_tau == 1.0 and step % cfg.target_update_interval < n:
                 agent.update_target()
             if cfg.eval_interval and step >= learn_start and step % cfg.eval_interval < n:
                 select_best()
@@ -255,10 +255,10 @@ def _mean(values) -> float:
 
 
 def _calibrate(agent: DQNAgent, buffer, cfg: DQNConfig, device: torch.device) -> list[float]:
-    """DSQN, before its first update: make every spiking layer fire at ``snn_init_rate`` on up to
+    """DSQN, before its first update: make every spiking layer fire at ``spiking.init_rate`` on up to
     512 observations of the replay buffer (``snn.init``); the target network gets the same weights."""
     obs = buffer.sample(min(len(buffer), 512))["obs"]
-    scales = agent.online.calibrate(torch.as_tensor(obs, device=device), cfg.snn_init_rate)
+    scales = agent.online.calibrate(torch.as_tensor(obs, device=device), cfg.spiking.init_rate)
     agent.target.load_state_dict(agent.online.state_dict())
     return scales
 
