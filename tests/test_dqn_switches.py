@@ -1,7 +1,7 @@
 """Every Rainbow switch composes with the others and the networks have the right shapes, and each
 switch does what it says inside the trainer: PER replays by the TD errors, n-step stores the
 discounted n-step return and bootstraps with gamma^n, double DQN takes a* from the online network,
-the head switches build their heads, tau makes Polyak updates."""
+the head switches build their heads, polyak_tau makes Polyak updates."""
 
 import numpy as np
 import pytest
@@ -25,7 +25,7 @@ SMALL = dict(total_steps=400, learning_starts=100, batch_size=16, buffer_size=10
 @pytest.mark.parametrize(
     "switches",
     [dict(), dict(double=True), dict(per=True), dict(dueling=True), dict(nstep=3), dict(noisy=True),
-     dict(c51=True), dict(rainbow=True), dict(per=True, c51=True, nstep=2), dict(tau=0.01)],
+     dict(c51=True), dict(rainbow=True), dict(per=True, c51=True, nstep=2), dict(polyak_tau=0.01)],
     ids=lambda s: "+".join(s) or "vanilla",
 )
 def test_switches_train_and_reload(tmp_path, switches):
@@ -248,7 +248,7 @@ def test_vanilla_network_has_none_of_the_heads(tmp_path, spy):
 
 
 def test_tau_switch_makes_polyak_target_updates_after_every_update(tmp_path, spy):
-    _train(tmp_path, tau=0.05)
+    _train(tmp_path, polyak_tau=0.05)
     assert spy["target_updates"] == len(spy["updates"]) > 50
     before = spy["polyak"][-1]
     k = len(list(spy["agent"].target.parameters()))

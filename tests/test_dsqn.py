@@ -12,6 +12,7 @@ from spikeverse.cli.app import main
 from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.dqn import network_spec
 from spikeverse.rl.networks import QNetwork
+from spikeverse.snn.config import SpikingConfig
 from spikeverse.snn.neurons import DSQNLIFNeuron
 from spikeverse.snn.surrogates import SURROGATES, surrogate
 
@@ -38,7 +39,7 @@ def test_fused_window_has_the_step_by_step_gradients(reset, detach):
 
 
 def _spec(arch="mlp", obs=(4,), name="atan", T=8, hidden=(32, 16), actions=2, **over):
-    cfg = DQNConfig.for_env("CartPole-v1", spiking=True, snn_timesteps=T, surrogate=name, arch=arch,
+    cfg = DQNConfig.for_env("CartPole-v1", spiking=SpikingConfig(timesteps=T, surrogate=name), arch=arch,
                             hidden=hidden, **over)
     return network_spec(cfg, obs, actions)
 
@@ -120,7 +121,7 @@ def test_train_evaluate_and_resume_a_dsqn(tmp_path, capsys):
     from spikeverse.agents import load_policy
 
     policy, _ = load_policy(run)
-    assert isinstance(policy.torso[1], DSQNLIFNeuron) and policy.spec.spiking["timesteps"] == 4
+    assert isinstance(policy.torso[1], DSQNLIFNeuron) and policy.spec.spiking.timesteps == 4
     from spikeverse.io.checkpoint import read_checkpoint_meta
 
     scales = read_checkpoint_meta(run)["snn_init_scales"]  # the data-dependent initialisation ran once
@@ -212,6 +213,6 @@ def test_seed_000_variants_double_per_and_a_fully_connected_network_on_pixels(tm
 
     policy, _ = load_policy(run)
     assert isinstance(policy.torso[0], nn.Flatten) and policy.torso[1].in_features == 4 * 10 * 10
-    assert policy.spec.spiking["timesteps"] == 32 and policy.torso[3].out_features == 32
+    assert policy.spec.spiking.timesteps == 32 and policy.torso[3].out_features == 32
     assert main(["train", "--hidden", "64,x", "--out", str(tmp_path / "bad")]) == 2
     assert "--hidden" in capsys.readouterr().err

@@ -29,3 +29,26 @@ def test_legacy_run_still_evaluates(kind, tmp_path, monkeypatch, capsys, one_thr
         assert got[key] == (want if want is None else pytest.approx(want, rel=1e-9, abs=1e-12)), key
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before  # evaluating writes nothing into the run directory
+
+
+@pytest.mark.parametrize("kind,options", [
+    ("dqn", ["--hidden", "16"]),
+    ("dsqn", ["--agent", "dsqn", "--hidden", "16", "--timesteps", "4"]),
+])
+def test_legacy_q_run_resumes(kind, options, tmp_path, capsys, one_thread):
+    """An old DQN or DSQN run continues with the options it was trained with (its config.yaml and
+    checkpoint hold the old names: ``tau``, ``lif_tau``, ...; the DSQN the kind "dqn"); what is
+    written then has today's names."""
+    import yaml
+
+    from spikeverse.io.checkpoint import read_checkpoint_meta
+
+    run = tmp_path / kind
+    shutil.copytree(DATA / kind, run)
+    assert main(["train", *options, "--steps", "400", "--eval-every", "0", "--out", str(run), "--json",
+                 "--no-progress", "--device", "cpu"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["resumed_from"] == 300 and summary["steps"] == 400
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["polyak_tau"] == 1.0 and "tau" not in config and "lif_tau" not in config
+    assert read_checkpoint_meta(run)["kind"] == kind

@@ -43,15 +43,17 @@ def _load_mountaincar_snn(run_dir: Path, device: torch.device) -> tuple[Policy, 
 
 LOADERS: dict[str, Callable[[Path, torch.device], tuple[Policy, dict[str, Any]]]] = {
     "dqn": _load_dqn,
+    "dsqn": _load_dqn,  # one loader: the spec says whether the hidden layers spike
     "tabular": _load_tabular,
     "snn": _load_snn,
     "cartpole_snn": _load_cartpole_snn,
-    "evo": _load_mountaincar_snn,
+    "mountaincar_snn": _load_mountaincar_snn,
 }
 
 
 def load_policy(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Policy, dict[str, Any]]:
-    """The agent saved in ``run_dir`` and its checkpoint metadata (``meta['kind']``, ``meta['env_id']``)."""
+    """The agent saved in ``run_dir`` and its checkpoint metadata (``meta['kind']`` in today's name,
+    ``io.checkpoint.LEGACY_KINDS``; ``meta['env_id']``)."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise SpikeverseError(f"no run directory at {run_dir}")

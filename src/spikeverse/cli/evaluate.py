@@ -80,17 +80,18 @@ def _cost_fields(diag: dict) -> dict:
 
 
 def _agent_name(policy, meta: dict) -> str:
-    spec = getattr(policy, "spec", None)
-    return "dsqn" if meta["kind"] == "dqn" and spec is not None and spec.spiking else meta["kind"]
+    return meta["kind"]  # loading names an old DSQN checkpoint (kind "dqn") "dsqn" (rl.checkpoint)
 
 
 def _set_dsqn_timesteps(policy, timesteps: int) -> None:
+    from dataclasses import replace
+
     from spikeverse.convert.spiking import check_timesteps
 
     spec = getattr(policy, "spec", None)
     if spec is None or not spec.spiking:
         raise SpikeverseError("--timesteps applies to spiking agents only (converted SNNs and DSQN runs)")
-    spec.spiking["timesteps"] = check_timesteps(timesteps)
+    spec.spiking = replace(spec.spiking, timesteps=check_timesteps(timesteps))
 
 
 def _evaluate_snn(run_dir: Path, snn, meta: dict, protocol: dict, timesteps: Optional[int], readout: Optional[str],

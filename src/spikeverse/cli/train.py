@@ -37,7 +37,7 @@ def train(
     surrogate: Optional[str] = typer.Option(None, help="dsqn: surrogate gradient (atan, sigmoid, fast_sigmoid, ...; spikeverse surrogates lists them)."),
     alpha: Optional[float] = typer.Option(None, help="dsqn: the surrogate's width/slope parameter (default 2)."),
     tau: Optional[float] = typer.Option(None, help="dsqn: LIF time constant in steps (default 2)."),
-    vth: Optional[float] = typer.Option(None, help="dsqn: LIF threshold (default 1)."),
+    v_th: Optional[float] = typer.Option(None, "--v-th", "--vth", help="dsqn: LIF threshold (default 1)."),
     reset: Optional[str] = typer.Option(None, help="dsqn: hard (default, seed 003) or soft reset."),
     init_rate: Optional[float] = typer.Option(None, "--init-rate", help="dsqn: before the first update, scale each spiking layer's synapses so that it fires at this rate on replayed observations (default 0.1; 0 = PyTorch's initialisation)."),
     device: Optional[str] = typer.Option(None, help="dqn, dsqn: auto, cpu or cuda.", show_default="auto"),
@@ -55,7 +55,7 @@ def train(
     _refuse_stray(agent, num_envs=num_envs, double=double, per=per, dueling=dueling, nstep=nstep, noisy=noisy,
                   c51=c51, rainbow=rainbow or None, arch=arch, hidden=hidden, device=device, lr=lr,
                   eval_every=eval_every, checkpoint_every=checkpoint_every)
-    spiking = _spiking_options(agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, vth=vth,
+    spiking = _spiking_options(agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, v_th=v_th,
                                reset=reset, init_rate=init_rate)  # refused for every agent but dsqn
     out = out or default_run_dir(env, agent, seed)
     if agent == "tabular":
@@ -137,14 +137,15 @@ def _rstdp_network(hidden: Optional[str]):
 
 
 def _spiking_options(agent: str, **given) -> dict:
-    """DQNConfig overrides of ``--agent dsqn``; the spiking options are refused for other agents."""
-    names = dict(timesteps="snn_timesteps", surrogate="surrogate", alpha="surrogate_alpha", tau="lif_tau",
-                 vth="lif_v_th", reset="lif_reset", init_rate="snn_init_rate")
+    """The DQNConfig override of ``--agent dsqn``: ``spiking``, a ``SpikingConfig`` of the given
+    options (each option is named as its field); the spiking options are refused for other agents."""
     set_ = {k: v for k, v in given.items() if v is not None}
     if agent != "dsqn":
         if set_:
             from spikeverse.errors import SpikeverseError
 
-            raise SpikeverseError(f"--{', --'.join(set_)} apply to --agent dsqn only")
+            raise SpikeverseError(f"{', '.join('--' + k.replace('_', '-') for k in set_)} apply to --agent dsqn only")
         return {}
-    return {"spiking": True, **{names[k]: v for k, v in set_.items()}}
+    from spikeverse.snn.config import SpikingConfig
+
+    return {"spiking": SpikingConfig(**set_)}

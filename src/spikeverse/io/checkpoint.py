@@ -4,6 +4,13 @@ A checkpoint is a single file, so it is written atomically: the bytes go to a te
 the same folder, are fsync'ed, and ``os.replace`` puts them in place (then the folder is
 fsync'ed). A process killed at any moment leaves either the previous checkpoint or the new one,
 never a mix. No pickle is involved anywhere: tensors are safetensors, the rest is JSON.
+
+The metadata's ``kind`` names what a checkpoint holds: ``dqn`` (an ANN Q-network), ``dsqn`` (a
+directly trained spiking Q-network), ``snn`` (a DQN converted to a spiking network),
+``mountaincar_snn`` (the GA's Mountain Car network), ``cartpole_snn`` (the CartPole network of ES
+and R-STDP), ``tabular``. Kinds renamed since they were first written are in ``LEGACY_KINDS``;
+reading a checkpoint gives today's name. (A DSQN of before it had a kind of its own was saved as
+``dqn``; ``rl.checkpoint`` tells it by its network spec.)
 """
 
 from __future__ import annotations
@@ -24,6 +31,13 @@ from spikeverse.errors import SpikeverseError
 FORMAT = "spikeverse-checkpoint"
 VERSION = 1
 _META_KEY = "spikeverse"
+# old kind -> today's (issue 12): "evo" held the GA's Mountain Car network
+LEGACY_KINDS = {"evo": "mountaincar_snn"}
+
+
+def canonical_kind(kind: Any) -> Any:
+    """Today's name of a checkpoint kind (``LEGACY_KINDS``); other values unchanged."""
+    return LEGACY_KINDS.get(kind, kind) if isinstance(kind, str) else kind
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -73,8 +87,9 @@ def _resolve(path: str | os.PathLike) -> Path:
     return path
 
 
-def _validated_meta(path: Path, meta_raw: Any, kind: str | None) -> dict[str, Any]:
-    """The spikeverse metadata of a safetensors header, or a one-line error."""
+def _validated_meta(path: Path, meta_raw: Any, kind: str | tuple[str, ...] | None) -> dict[str, Any]:
+    """The spikeverse metadata of a safetensors header (its kind in today's name), or a one-line
+    error; ``kind``: the kind (or kinds) expected, old names accepted."""
     if not isinstance(meta_raw, dict) or not isinstance(meta_raw.get(_META_KEY), str):
         raise SpikeverseError(f"{path} is a safetensors file but not a spikeverse checkpoint")
     try:
@@ -88,8 +103,12 @@ def _validated_meta(path: Path, meta_raw: Any, kind: str | None) -> dict[str, An
         raise SpikeverseError(f"{path} has corrupted spikeverse metadata (format version {version!r})")
     if version > VERSION:
         raise SpikeverseError(f"{path} was written by a newer spikeverse (format version {version})")
-    if kind is not None and meta.get("kind") != kind:
-        raise SpikeverseError(f"{path} holds a '{meta.get('kind')}' checkpoint, expected '{kind}'")
+    if "kind" in meta:
+        meta["kind"] = canonical_kind(meta["kind"])
+    wanted = [kind] if isinstance(kind, str) else list(kind or ())
+    if wanted and meta.get("kind") not in {canonical_kind(k) for k in wanted}:
+        expected = " or ".join(f"'{canonical_kind(k)}'" for k in wanted)
+        raise SpikeverseError(f"{path} holds a '{meta.get('kind')}' checkpoint, expected {expected}")
     return meta
 
 
@@ -98,7 +117,7 @@ def _unreadable(path: Path, e: Exception) -> SpikeverseError:
     return SpikeverseError(f"{path} is not a readable checkpoint (truncated or corrupted): {reason}")
 
 
-def read_checkpoint_meta(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+def read_checkpoint_meta(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> dict[str, Any]:
     """The metadata of a checkpoint, reading only its header (to dispatch on ``kind`` cheaply).
     The tensors are checked by :func:`load_checkpoint`."""
     path = _resolve(path)
@@ -115,8 +134,10 @@ def read_checkpoint_meta(path: str | os.PathLike, kind: str | None = None) -> di
     return _validated_meta(path, meta_raw, kind)
 
 
-def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load a checkpoint written by :func:`save_checkpoint`.
+def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load a checkpoint written by :func:`save_checkpoint` (expecting ``kind``: one or a tuple of
+    kinds, None for any; the metadata's kind in today's name, ``LEGACY_KINDS``).
 
     Raises :class:`SpikeverseError` (one line) for a missing, truncated, corrupted or foreign
     file, a checkpoint of another ``kind``, or tensors holding NaN/inf.

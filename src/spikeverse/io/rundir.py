@@ -157,12 +157,14 @@ class RunDir:
     ``accepts``) and, when the directory holds a checkpoint: ``resume=False``, a missing
     config.yaml, or a run with other options (:func:`config_diff` of config.yaml and ``config``,
     up to the keys ``resumable`` a rerun may change, e.g. its budget). Then ``saved`` is the
-    checkpoint to resume from (tensors, meta; its ``kind`` and, if given, its ``method``
-    checked), or None: a fresh start (with the new options: there is nothing to continue), whose
+    checkpoint to resume from (tensors, meta; its ``kind``, or one of several, and, if given, its
+    ``method`` checked), or None: a fresh start (with the new options: there is nothing to continue), whose
     metrics files start empty (a run killed before its first checkpoint leaves rows that would
-    be written again). Nothing is written before :meth:`begin`.
+    be written again). Nothing is written before :meth:`begin`. ``upgrade`` turns a config written
+    by an older version (config.yaml, the checkpoint's ``config``) into today's names before they
+    are compared or used.
 
-        run = RunDir(path, config, accepts=("ga",), label="evolve", kind="evo")
+        run = RunDir(path, config, accepts=("ga",), label="evolve", kind="mountaincar_snn")
         ...                          # build what may still fail (an env, a network)
         run.begin()                  # the directory and its config.yaml
         log = run.metrics("metrics.csv", FIELDS, step=step)
@@ -170,9 +172,12 @@ class RunDir:
     """
 
     def __init__(self, path: str | os.PathLike, config: dict[str, Any], *, accepts: Iterable[str], label: str,
-                 kind: str, method: str | None = None, resumable: Iterable[str] = (), resume: bool = True):
+                 kind: str | tuple[str, ...], method: str | None = None, resumable: Iterable[str] = (),
+                 resume: bool = True, upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
         self.path, self.config, self.kind = Path(path), config, kind
         self.saved_config = read_config(self.path)  # a corrupted config.yaml is refused, never overwritten
+        if upgrade is not None and self.saved_config is not None:
+            self.saved_config = upgrade(self.saved_config)
         old = self.saved_config
         accepts = tuple(accepts)
         an = _article(label)
@@ -192,6 +197,8 @@ class RunDir:
             raise SpikeverseError(f"{self.path} holds another {label} run, with other options ({k}="
                                   f"{_lookup(old, k)!r}, not {_lookup(config, k)!r}); use another --out or the same options")
         self.saved = load_checkpoint(self.checkpoint, kind=kind)
+        if upgrade is not None and isinstance(self.saved[1].get("config"), dict):
+            self.saved[1]["config"] = upgrade(self.saved[1]["config"])
         if method is not None and self.saved[1].get("method") != method:
             raise SpikeverseError(f"{self.path} holds a '{self.saved[1].get('method')}' {kind} checkpoint, "
                                   f"not {an} {label} one; use another --out")
@@ -222,7 +229,7 @@ class RunDir:
 
     def save(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Write the checkpoint atomically (the previous one or this one, never a mix); ``meta``
-        gets this run's ``kind`` unless it names one."""
+        gets this run's ``kind`` unless it names one (it must, when the run accepts several)."""
         save_checkpoint(self.checkpoint, tensors, meta if "kind" in meta else {"kind": self.kind, **meta})
 
 

@@ -85,7 +85,8 @@ from spikeverse.snn.encoders import bin_code
 from spikeverse.snn.neurons import lif_step, time_grid
 
 ENV_ID = "MountainCar-v0"
-KIND = "evo"  # the checkpoint kind of an evolved Mountain Car network
+KIND = "mountaincar_snn"  # the checkpoint kind of an evolved Mountain Car network (before issue 12: "evo",
+#                          io.checkpoint.LEGACY_KINDS)
 LOW = (-1.2, -0.07)  # position, velocity (the env's observation bounds)
 HIGH = (0.6, 0.07)
 ACTIONS = ("left", "none", "right")

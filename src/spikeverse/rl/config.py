@@ -1,8 +1,11 @@
 """DQN configuration: one dataclass, with defaults per environment (SPEC R-RL-DQN).
 
 Every Rainbow part is a switch (``double``, ``per``, ``dueling``, ``nstep``, ``noisy``, ``c51``);
-``rainbow=True`` turns all of them on (n-step 3). ``DQNConfig.for_env(env_id, **overrides)``
-gives the per-environment defaults; the resolved config is saved with every run.
+``rainbow=True`` turns all of them on (n-step 3); ``spiking`` (a ``snn.config.SpikingConfig``)
+makes the hidden layers spiking (a DSQN). ``DQNConfig.for_env(env_id, **overrides)`` gives the
+per-environment defaults; the resolved config is saved with every run, and ``DQNConfig.from_dict``
+also reads the configs of runs written before the spiking settings had their own dataclass
+(``upgrade_config``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from spikeverse.envs import env_family
 from spikeverse.errors import SpikeverseError, require_all
-from spikeverse.snn.surrogates import surrogate
+from spikeverse.snn.config import SpikingConfig
 
 
 @dataclass
@@ -34,7 +37,7 @@ class DQNConfig:
     train_freq: int = 1
     gradient_steps: int = 1
     target_update_interval: int = 500
-    tau: float = 1.0
+    polyak_tau: float = 1.0  # target update theta' <- tau theta + (1 - tau) theta' (1: hard copy)
     loss: str = "huber"
     max_grad_norm: float = 10.0
     # epsilon-greedy (ignored with noisy nets)
@@ -56,14 +59,7 @@ class DQNConfig:
     v_min: float = -10.0
     v_max: float = 10.0
     # directly trained spiking Q-network (DSQN, seed 003): LIF hidden layers, surrogate gradients
-    spiking: bool = False
-    snn_timesteps: int = 16
-    surrogate: str = "atan"
-    surrogate_alpha: float = 2.0
-    lif_tau: float = 2.0
-    lif_v_th: float = 1.0
-    lif_reset: str = "hard"
-    snn_init_rate: float = 0.1  # data-dependent init: each spiking layer fires at this rate (0: off)
+    spiking: SpikingConfig | None = None
     # model selection, checkpoints
     eval_interval: int = 5_000
     eval_episodes: int = 5
@@ -72,8 +68,11 @@ class DQNConfig:
 
     @classmethod
     def for_env(cls, env_id: str, **overrides) -> "DQNConfig":
-        """Defaults tuned per environment; ``overrides`` with value None are ignored."""
+        """Defaults tuned per environment; ``overrides`` with value None are ignored;
+        ``spiking=True`` is the default :class:`SpikingConfig`."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
+        if overrides.get("spiking") is True or overrides.get("spiking") is False:
+            overrides["spiking"] = SpikingConfig() if overrides["spiking"] else None
         defaults = dict(_ENV_DEFAULTS.get(_defaults_key(env_id), {}))
         if overrides.get("spiking"):
             defaults.update(_DSQN_DEFAULTS.get(_defaults_key(env_id), {}))
@@ -101,7 +100,7 @@ class DQNConfig:
             (self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}"),
             (self.train_freq >= 1 and self.gradient_steps >= 1, "train_freq and gradient_steps must be >= 1"),
             (self.target_update_interval >= 1, "target_update_interval must be >= 1"),
-            (0.0 < self.tau <= 1.0, f"tau must be in (0, 1], got {self.tau}"),
+            (0.0 < self.polyak_tau <= 1.0, f"polyak_tau must be in (0, 1], got {self.polyak_tau}"),
             (self.loss in ("huber", "mse"), f"loss must be huber or mse, got '{self.loss}'"),
             (0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0, "need 0 <= epsilon_end <= epsilon_start <= 1"),
             (0.0 <= self.epsilon_fraction <= 1.0, "epsilon_fraction must be in [0, 1]"),
@@ -114,16 +113,10 @@ class DQNConfig:
             (len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
             (self.eval_interval >= 0 and self.eval_episodes >= 1, "eval_interval >= 0, eval_episodes >= 1"),
             (self.checkpoint_interval >= 1, "checkpoint_interval must be >= 1"),
-            (self.snn_timesteps >= 1, f"--timesteps must be >= 1, got {self.snn_timesteps}"),
-            (self.lif_tau > 0 and self.lif_v_th > 0, "the LIF tau and threshold must be > 0"),
-            (self.surrogate_alpha > 0, f"the surrogate parameter must be > 0, got {self.surrogate_alpha}"),
-            (self.lif_reset in ("hard", "soft"), f"--reset must be hard or soft, got '{self.lif_reset}'"),
-            (0.0 <= self.snn_init_rate < 1.0, f"--init-rate must be in [0, 1), got {self.snn_init_rate}"),
+            (self.spiking is None or isinstance(self.spiking, SpikingConfig),
+             f"spiking must be a SpikingConfig or None, got {self.spiking!r}"),
         ]
-        require_all(checks)
-        if self.spiking:
-
-            surrogate(self.surrogate, self.surrogate_alpha)  # unknown names: one-line error
+        require_all(checks)  # SpikingConfig validates its own fields
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -132,10 +125,32 @@ class DQNConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DQNConfig":
-        d = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
+        """From ``to_dict`` output, or an old run's config (``upgrade_config``); unknown keys are dropped."""
+        d = {k: v for k, v in upgrade_config(d).items() if k in {f.name for f in fields(cls)}}
         if "hidden" in d:
             d["hidden"] = tuple(d["hidden"])
+        if d.get("spiking") is not None:
+            d["spiking"] = SpikingConfig.from_dict(d["spiking"])
         return cls(**d)
+
+
+# the flat config keys of the spiking settings in runs written before SpikingConfig (issue 12)
+LEGACY_SPIKING_KEYS = {"snn_timesteps": "timesteps", "surrogate": "surrogate", "surrogate_alpha": "alpha",
+                       "lif_tau": "tau", "lif_v_th": "v_th", "lif_reset": "reset", "snn_init_rate": "init_rate"}
+
+
+def upgrade_config(d: dict) -> dict:
+    """A DQN config dict in today's names. Runs written before issue 12 saved the Polyak rate as
+    ``tau``, and ``spiking: true/false`` next to the flat keys of ``LEGACY_SPIKING_KEYS``; they
+    become ``polyak_tau`` and ``spiking: {timesteps, surrogate, alpha, tau, v_th, reset,
+    init_rate}`` (or None). A dict in today's names is returned unchanged (as a copy)."""
+    d = dict(d)
+    if "tau" in d and "polyak_tau" not in d:  # today's tau lives inside spiking only
+        d["polyak_tau"] = d.pop("tau")
+    flat = {new: d.pop(old) for old, new in LEGACY_SPIKING_KEYS.items() if old in d}
+    if isinstance(d.get("spiking"), bool):
+        d["spiking"] = flat if d["spiking"] else None
+    return d
 
 
 # DSQN changes to the DQN defaults (benchmarks/results/dsqn_cartpole.md): on CartPole one hidden

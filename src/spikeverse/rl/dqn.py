@@ -9,7 +9,8 @@ terminated inside the n-step window (truncation still bootstraps).
   loss = w * Huber(y - Q(s, a)) (or squared), w the PER importance weights (1 without PER).
 - target, C51: m = Phi(R + d * Z_target(s', a*)) (projection on the support), loss =
   w * KL-cross-entropy -sum_j m_j log p_j(s, a); its value is the new PER priority.
-- target network: hard copy every C steps (tau = 1) or Polyak theta' <- tau theta + (1 - tau) theta'.
+- target network: hard copy every C steps (``polyak_tau`` = 1) or Polyak averaging after every
+  update, theta' <- tau theta + (1 - tau) theta' with tau = ``polyak_tau``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,7 @@ def network_spec(cfg: DQNConfig, obs_shape: tuple[int, ...], num_actions: int, o
         arch=cfg.arch, obs_shape=tuple(obs_shape), num_actions=num_actions, hidden=tuple(cfg.hidden),
         dueling=cfg.dueling, noisy=cfg.noisy, noisy_sigma0=cfg.noisy_sigma0,
         atoms=cfg.atoms if cfg.c51 else 1, v_min=cfg.v_min, v_max=cfg.v_max, obs_scale=obs_scale,
-        spiking=dict(timesteps=cfg.snn_timesteps, surrogate=cfg.surrogate, alpha=cfg.surrogate_alpha,
-                     tau=cfg.lif_tau, v_th=cfg.lif_v_th, reset=cfg.lif_reset)
-        if cfg.spiking else {},
+        spiking=cfg.spiking,
     )
 
 
@@ -116,8 +115,8 @@ class DQNAgent:
 
     @torch.no_grad()
     def update_target(self) -> None:
-        """theta' <- tau theta + (1 - tau) theta' (tau = 1: hard copy)."""
-        tau = self.cfg.tau
+        """theta' <- tau theta + (1 - tau) theta' with tau = ``polyak_tau`` (1: hard copy)."""
+        tau = self.cfg.polyak_tau
         for p_t, p in zip(self.target.parameters(), self.online.parameters()):
             p_t.lerp_(p, tau) if tau < 1.0 else p_t.copy_(p)
         for b_t, b in zip(self.target.buffers(), self.online.buffers()):

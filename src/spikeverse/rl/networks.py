@@ -14,9 +14,9 @@ conversion can walk it layer by layer. Heads:
 - noisy: the head's linear layers are :class:`NoisyLinear` (noise on the output layer, seed 000 3.5);
 - C51: atoms > 1, softmax over atoms per action, Q(s,a) = sum_j z_j p_j(s,a).
 
-Directly trained spiking Q-network (DSQN, seed 003, Liu et al. 2022; ``spec.spiking`` set): every
-hidden ReLU is a layer of LIF neurons in the DSQN form (``snn.neurons.lif_dsqn_step``, hard reset
-by default, a surrogate gradient for the spike), the observation is the input current at every
+Directly trained spiking Q-network (DSQN, seed 003, Liu et al. 2022; ``spec.spiking`` a
+``snn.config.SpikingConfig``): every hidden ReLU is a layer of LIF neurons in the DSQN form
+(``snn.neurons.lif_dsqn_step``, hard reset by default, a surrogate gradient for the spike), the observation is the input current at every
 one of T steps (no encoding; the first layer's current is computed once per window), and the
 head reads the mean of the last hidden layer's spikes over the window:
 O = W_L (1/T) sum_t S_{L-1,t}. Trained by backpropagation through the T steps.
@@ -37,14 +37,13 @@ from torch import nn
 from spikeverse.errors import SpikeverseError
 from spikeverse.rl.distributional import make_support
 from spikeverse.rl.noisy import NoisyLinear
+from spikeverse.snn.config import SpikingConfig
 from spikeverse.snn.cost import CostMeter, LayerCost, cost_report, describe_layers
 from spikeverse.snn.init import calibrate_firing
 from spikeverse.snn.neurons import DSQNLIFNeuron, reset_net
 from spikeverse.snn.simulate import WindowRecord, run_window
-from spikeverse.snn.surrogates import surrogate
 
 ARCHITECTURES = ("mlp", "minatar", "nature")
-SPIKING_KEYS = ("timesteps", "surrogate", "alpha", "tau", "v_th", "reset")
 
 
 @dataclass
@@ -62,7 +61,7 @@ class NetworkSpec:
     v_min: float = -10.0
     v_max: float = 10.0
     obs_scale: float = 1.0
-    spiking: dict = field(default_factory=dict)  # DSQN: timesteps, surrogate, alpha, tau, v_th, reset
+    spiking: SpikingConfig | None = None  # DSQN: its spiking hidden layers; None: a ReLU network
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -76,6 +75,8 @@ class NetworkSpec:
         d = dict(d)
         d["obs_shape"] = tuple(d["obs_shape"])
         d["hidden"] = tuple(d.get("hidden", ()))
+        # checkpoints of before SpikingConfig hold a dict with the same keys, {} for no spiking
+        d["spiking"] = SpikingConfig.from_dict(d["spiking"]) if d.get("spiking") else None
         return cls(**d)
 
 
@@ -85,13 +86,9 @@ def build_torso(spec: NetworkSpec) -> tuple[nn.Sequential, int]:
     torso, width = _relu_torso(spec)
     if not spec.spiking:
         return torso, width
-    missing = [k for k in SPIKING_KEYS if k not in spec.spiking]
-    if missing:
-        raise SpikeverseError(f"spiking network settings lack {', '.join(missing)}")
     sp = spec.spiking
-    return nn.Sequential(*[
-        DSQNLIFNeuron(sp["tau"], v_th=sp["v_th"], reset=sp["reset"], spike_fn=surrogate(sp["surrogate"], sp["alpha"]))
-        if isinstance(m, nn.ReLU) else m for m in torso]), width
+    return nn.Sequential(*[DSQNLIFNeuron(sp.tau, v_th=sp.v_th, reset=sp.reset, spike_fn=sp.spike_fn())
+                           if isinstance(m, nn.ReLU) else m for m in torso]), width
 
 
 def _relu_torso(spec: NetworkSpec) -> tuple[nn.Sequential, int]:
@@ -163,7 +160,7 @@ class QNetwork(nn.Module):
             return self.torso(x)
         # DSQN: the observation is a constant input current for T steps; the head reads the
         # mean spikes of the last hidden layer. State is dropped after the window.
-        spikes, rec = run_window(list(self.torso), x, int(self.spec.spiking["timesteps"]),
+        spikes, rec = run_window(list(self.torso), x, int(self.spec.spiking.timesteps),
                                  record=self._meter is not None)
         reset_net(self.torso)
         self._measure(x.shape[0], rec)
@@ -179,7 +176,7 @@ class QNetwork(nn.Module):
         x = obs.to(self.device, torch.float32)
         if self.spec.obs_scale != 1.0:
             x = x * self.spec.obs_scale
-        return calibrate_firing(list(self.torso), x, int(self.spec.spiking["timesteps"]), rate)
+        return calibrate_firing(list(self.torso), x, int(self.spec.spiking.timesteps), rate)
 
     # ------------------------------------------------------- cost per decision
 
@@ -200,7 +197,7 @@ class QNetwork(nn.Module):
         if self._meter is None:
             return
         n = len(self._costs)
-        steps = torch.full((batch,), float(self.spec.spiking["timesteps"]) if rec is not None else 1.0)
+        steps = torch.full((batch,), float(self.spec.spiking.timesteps) if rec is not None else 1.0)
         if rec is None:
             spikes = synops = [torch.zeros(batch)] * n
         else:
@@ -221,7 +218,7 @@ class QNetwork(nn.Module):
         n, spikes, synops, steps = meter.means()
         if self.spec.spiking:
             layer_macs = [float(self._costs[0].ann_macs)] + [0.0] * (len(self._costs) - 1)
-            T = int(self.spec.spiking["timesteps"])
+            T = int(self.spec.spiking.timesteps)
         else:
             layer_macs, T = [float(c.ann_macs) for c in self._costs], None
         return cost_report(self._costs, spikes, synops, layer_macs, timesteps=T, decisions=n,

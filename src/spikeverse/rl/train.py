@@ -26,7 +26,8 @@ from spikeverse.errors import SpikeverseError
 from spikeverse.io.checkpoint import load_module_state, optimizer_from_flat, optimizer_to_flat, prefixed, unprefixed
 from spikeverse.io.rundir import EVALS, METRICS, Best, RunDir
 from spikeverse.progress import Progress
-from spikeverse.rl.config import DQNConfig
+from spikeverse.rl.checkpoint import Q_KINDS, q_kind
+from spikeverse.rl.config import DQNConfig, upgrade_config
 from spikeverse.rl.dqn import DQNAgent, network_spec
 from spikeverse.rl.env_check import check_agent_env
 from spikeverse.rl.evaluation import evaluate
@@ -106,7 +107,7 @@ class _Run:
         if self.best.value is not None:
             tensors.update(prefixed("best", self.best.value))
         meta = {
-            "env_id": cfg.env_id, "config": cfg.to_dict(), "network": self.spec.to_dict(),
+            "kind": q_kind(self.spec), "env_id": cfg.env_id, "config": cfg.to_dict(), "network": self.spec.to_dict(),
             "step": self.step, "episodes": self.episodes, "optimizer": opt_meta,
             "numpy_rng": self.rng.bit_generator.state,
             "best_score": None if self.best.value is None else self.best.score,
@@ -128,7 +129,7 @@ def _build(cfg: DQNConfig, device: torch.device):
     envs = make_vector(cfg.env_id, cfg.num_envs, seed=cfg.seed, training=True, **(cfg.train_env_kwargs or {}))
     obs_space = envs.single_observation_space
     try:
-        check_agent_env("dsqn" if cfg.spiking else "dqn", cfg.env_id, obs_space, envs.single_action_space)
+        check_agent_env("dsqn" if cfg.spiking is not None else "dqn", cfg.env_id, obs_space, envs.single_action_space)
         spec = network_spec(cfg, obs_space.shape, int(envs.single_action_space.n), obs_scale_for(obs_space))
         agent = DQNAgent(cfg, spec, device)
     except RuntimeError as e:  # e.g. CNN kernels larger than the observations
@@ -156,9 +157,9 @@ def train_dqn(
     continues; the schedules still run over ``cfg.total_steps``.
     """
     cfg.validate()
-    name = "dsqn" if cfg.spiking else "dqn"
-    run = RunDir(run_dir, {"agent": name, **cfg.to_dict()}, accepts=("dqn", "dsqn"), label=name.upper(),
-                 kind="dqn", resumable=RESUMABLE_CHANGES, resume=resume)
+    name = "dsqn" if cfg.spiking is not None else "dqn"
+    run = RunDir(run_dir, {"agent": name, **cfg.to_dict()}, accepts=Q_KINDS, label=name.upper(), kind=Q_KINDS,
+                 resumable=RESUMABLE_CHANGES, resume=resume, upgrade=upgrade_config)
     r = _Run(cfg, run, resolve_device(cfg.device))
     run.begin()
     metrics = run.metrics(METRICS, METRIC_FIELDS, step=r.step)
@@ -216,7 +217,7 @@ def _loop(r: _Run, metrics, evals, log: Progress, on_checkpoint, time_budget_s: 
             ep_ret[i], ep_len[i] = 0.0, 0
         if r.step >= learn_start and len(buffer) >= cfg.batch_size and (r.step // n) % cfg.train_freq == 0:
             _learn(r, buffer, losses)
-        if cfg.tau == 1.0 and r.step % cfg.target_update_interval < n:
+        if cfg.polyak_tau == 1.0 and r.step % cfg.target_update_interval < n:
             agent.update_target()
         if cfg.eval_interval and r.step >= learn_start and r.step % cfg.eval_interval < n:
             r.select_best(evals)
@@ -238,7 +239,7 @@ def _loop(r: _Run, metrics, evals, log: Progress, on_checkpoint, time_budget_s: 
 def _learn(r: _Run, buffer, losses: deque) -> None:
     """``gradient_steps`` updates on replayed batches (DSQN: after its initialisation)."""
     cfg, agent = r.cfg, r.agent
-    if cfg.spiking and cfg.snn_init_rate > 0 and r.init_scales is None:
+    if cfg.spiking is not None and cfg.spiking.init_rate > 0 and r.init_scales is None:
         r.init_scales = _calibrate(agent, buffer, cfg, r.device)
     beta = linear_schedule(cfg.per_beta0, 1.0, cfg.total_steps, r.step)
     for _ in range(cfg.gradient_steps):
@@ -248,7 +249,7 @@ def _learn(r: _Run, buffer, losses: deque) -> None:
         losses.append(loss)
     if not math.isfinite(loss):
         raise SpikeverseError(f"training diverged at step {r.step} (loss {loss}); try a smaller --lr")
-    if cfg.tau < 1.0:
+    if cfg.polyak_tau < 1.0:
         agent.update_target()
 
 
@@ -257,10 +258,10 @@ def _mean(values) -> float:
 
 
 def _calibrate(agent: DQNAgent, buffer, cfg: DQNConfig, device: torch.device) -> list[float]:
-    """DSQN, before its first update: make every spiking layer fire at ``snn_init_rate`` on up to
+    """DSQN, before its first update: make every spiking layer fire at ``spiking.init_rate`` on up to
     512 observations of the replay buffer (``snn.init``); the target network gets the same weights."""
     obs = buffer.sample(min(len(buffer), 512))["obs"]
-    scales = agent.online.calibrate(torch.as_tensor(obs, device=device), cfg.snn_init_rate)
+    scales = agent.online.calibrate(torch.as_tensor(obs, device=device), cfg.spiking.init_rate)
     agent.target.load_state_dict(agent.online.state_dict())
     return scales
 
