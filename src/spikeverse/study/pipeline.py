@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from spikeverse.analysis.evaluate import evaluate_agent
 from spikeverse.analysis.plots import learning_curve, score_and_agreement_vs_timesteps, score_distributions
-from spikeverse.analysis.statistics import compare, summarize
+from spikeverse.analysis.statistics import summarize
 from spikeverse.convert import check_options, convert_source, load_ann, load_snn, options_for
 from spikeverse.convert.io import check_snn_dir
 from spikeverse.device import resolve_device
@@ -89,10 +90,9 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
             announce(f"[run] evaluate DQN: {episodes} episodes", progress)
             ann_res = evaluate(ann, env_id, episodes=episodes, seed=seed, progress=progress, desc="evaluate DQN")
         announce(f"[run] evaluate SNN {method}: {episodes} episodes at T={T}", progress)
-        snn.reset_stats()
-        res = evaluate(snn, env_id, episodes=episodes, seed=seed, shadow=ann, progress=progress,
-                       desc=f"evaluate SNN {method}")
-        diag = snn.diagnostics(since_reset=True)
+        ev = evaluate_agent(snn, env_id, shadow=ann, shadow_result=ann_res, episodes=episodes, seed=seed,
+                            progress=progress, desc=f"evaluate SNN {method}")
+        res, diag = ev.result, ev.cost
         sweep = []
         announce(f"[run] sweep T for {method}: T in {', '.join(map(str, PIPELINE_TIMESTEPS))}, "
                  f"{sweep_episodes} episodes each", progress)
@@ -108,7 +108,7 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
                         "conversion_rate": res.conversion_rate, "qcfs": conversion.get("qcfs"),
                         "synops_per_decision": diag["synops_per_decision"],
                         "energy_uJ_per_decision": diag["energy_uJ_per_decision"],
-                        "comparison": compare(ann_res.scores, res.scores), "sweep": sweep, "snn_dir": str(snn_dir)}
+                        "comparison": ev.comparison, "sweep": sweep, "snn_dir": str(snn_dir)}
 
     report = out / "report"
     announce(f"[run] report -> {report}", progress)
