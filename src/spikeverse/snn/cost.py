@@ -13,6 +13,10 @@ feed: ``fc1``/``conv1``, ..., ``output``):
 - the ANN's MACs for the same synapses (``snn.simulate.macs``).
 
 Energy per decision = 0.9 pJ x AC + 4.6 pJ x MAC: 45 nm CMOS, 32-bit float (Horowitz, ISSCC 2014).
+
+Who counts: a network describes each ``q_values`` call (:class:`CallCost`, per sample); a
+:class:`CostMonitor` wraps any policy and sums its calls in a :class:`CostMeter`, whose report is
+per decision: sum over calls and samples / decisions. The networks keep no running totals.
 """
 
 from __future__ import annotations
