@@ -35,11 +35,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from spikeverse.analysis.statistics import compare, summarize
+from spikeverse.analysis.evaluate import evaluate_agent
+from spikeverse.analysis.statistics import summarize
 from spikeverse.convert import agreement, collect_activations, convert_ann, load_source
 from spikeverse.device import tune_cpu_allocator
 from spikeverse.rl.config import DQNConfig
-from spikeverse.rl.evaluation import evaluate
 from spikeverse.rl.train import train_dqn
 from spikeverse.runtime import HELDOUT_SEED_OFFSET
 from spikeverse.study.grids import T_GRID
@@ -115,7 +115,7 @@ def main() -> None:
     specs = {"naive": dict(method="naive"), "tan": dict(method="tan", readout="robust"),
              "tan-count": dict(method="tan", readout="count"),
              "fast": dict(method="fast", levels=args.levels, finetune_steps=args.finetune_steps)}
-    ann_scores = None
+    ann_play = None  # the DQN's own play, once for every method
     for name in args.methods.split(","):
         t = time.perf_counter()
         p = {} if specs[name]["method"] == "naive" else {"percentile": 99.9}  # naive takes no percentile
@@ -124,8 +124,7 @@ def main() -> None:
         curve = {}
         for T in Ts:
             snn.timesteps = T
-            if hasattr(snn, "reset_generator"):
-                snn.reset_generator()
+            snn.reset_generator()
             curve[T] = round(batched_agreement(snn, ann, held, args.batch), 4)
             print(name, T, curve[T], flush=True)
         out["methods"][name] = {"agreement": curve, "T_for_0.95": first_reaching(curve, 0.95),
@@ -133,17 +132,15 @@ def main() -> None:
                                 "qcfs": info.get("qcfs")}
         if args.episodes:
             snn.timesteps = args.play_timesteps
-            snn.reset_stats()
-            r = evaluate(snn, env, episodes=args.episodes, seed=100, shadow=ann)
-            if ann_scores is None:
-                ann_scores = evaluate(ann, env, episodes=args.episodes, seed=100).scores
-                out["play"]["dqn"] = summarize(ann_scores)
-            d = snn.diagnostics(since_reset=True)
-            out["play"][name] = {**summarize(r.scores), "timesteps": args.play_timesteps,
-                                 "conversion_rate": r.conversion_rate,
-                                 "p_value_vs_dqn": compare(ann_scores, r.scores)["p_value"],
-                                 "synops_per_decision": d["synops_per_decision"],
-                                 "energy_uJ_per_decision": d["energy_uJ_per_decision"]}
+            ev = evaluate_agent(snn, env, shadow=ann, shadow_result=ann_play, episodes=args.episodes, seed=100)
+            if ann_play is None:
+                ann_play = ev.shadow
+                out["play"]["dqn"] = summarize(ann_play.scores)
+            out["play"][name] = {**summarize(ev.result.scores), "timesteps": args.play_timesteps,
+                                 "conversion_rate": ev.result.conversion_rate,
+                                 "p_value_vs_dqn": ev.comparison["p_value"],
+                                 "synops_per_decision": ev.cost["synops_per_decision"],
+                                 "energy_uJ_per_decision": ev.cost["energy_uJ_per_decision"]}
             print(name, "play", out["play"][name], flush=True)
     if args.peer_python:
         peer = run_peer(args.peer_python, run, stats.observations.float(), held, Ts)

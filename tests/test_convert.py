@@ -20,6 +20,7 @@ from spikeverse.convert.normalize import TopValues
 from spikeverse.errors import SpikeverseError
 from spikeverse.rl.evaluation import evaluate
 from spikeverse.rl.networks import NetworkSpec, QNetwork
+from spikeverse.snn.cost import CostMonitor
 
 
 def _flat_mlp(sizes=(4, 64, 64, 4), seed=0):
@@ -274,10 +275,10 @@ def test_synops_and_energy_are_consistent():
     assert d["ann_energy_uJ_per_decision"] == pytest.approx(4.6e-6 * d["ann_macs_per_decision"])
     assert "0.9 pJ" in d["energy_convention"] and "4.6 pJ" in d["energy_convention"]
     assert d["layers"][0]["firing_rate"] == pytest.approx(spikes[0] / (16 * 20))
-    snn.reset_stats()
-    snn.q_values(obs[:4])
-    snn.q_values(obs[4:])
-    run = snn.diagnostics(since_reset=True)
+    monitor = CostMonitor(snn)
+    monitor.q_values(obs[:4])
+    monitor.q_values(obs[4:])
+    run = monitor.diagnostics()
     assert run["decisions"] == 10 and run["synops_per_decision"] == pytest.approx(d["synops_per_decision"])
 
 
@@ -286,6 +287,7 @@ class _Fixed:
 
     def __init__(self, actions, num_actions=2):
         self.actions, self.num_actions, self.calls = actions, num_actions, 0
+        self.device = torch.device("cpu")
 
     def q_values(self, obs):
         a = self.actions(self.calls, obs.shape[0]) if callable(self.actions) else self.actions

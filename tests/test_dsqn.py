@@ -13,6 +13,7 @@ from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.dqn import network_spec
 from spikeverse.rl.networks import QNetwork
 from spikeverse.snn.config import SpikingConfig
+from spikeverse.snn.cost import CostMonitor
 from spikeverse.snn.neurons import DSQNLIFNeuron
 from spikeverse.snn.surrogates import SURROGATES, surrogate
 
@@ -140,10 +141,10 @@ def test_dsqn_cost_per_decision_counts_spikes_times_fan_out():
         s2 = torch.stack([n2(z) for z in lin2(s1)])
         n1.reset(), n2.reset()
         spikes1, spikes2 = s1.sum((0, 2)).mean().item(), s2.sum((0, 2)).mean().item()
-        assert net.diagnostics() == {}  # nothing measured before reset_stats()
-        net.reset_stats()
-        net.q_values(x[:3]), net.q_values(x[3:])
-    d = net.diagnostics(since_reset=True)
+        assert net.diagnostics() == {}  # nothing measured before the first call
+        monitor = CostMonitor(net)
+        monitor.q_values(x[:3]), monitor.q_values(x[3:])
+    d = monitor.diagnostics()
     assert spikes1 > 0 and spikes2 > 0 and d["decisions"] == 7 and d["timesteps"] == 10
     assert [l["name"] for l in d["layers"]] == ["fc1", "fc2", "output"]
     rates = [l["firing_rate"] for l in d["layers"]]
@@ -161,10 +162,10 @@ def test_dsqn_cost_per_decision_counts_spikes_times_fan_out():
 def test_a_dqn_costs_its_macs():
     spec = network_spec(DQNConfig.for_env("CartPole-v1", hidden=(16, 8)), (4,), 2)
     net = QNetwork(spec)
-    net.reset_stats()
+    monitor = CostMonitor(net)
     with torch.no_grad():
-        net.q_values(torch.randn(5, 4))
-    d = net.diagnostics(since_reset=True)
+        monitor.q_values(torch.randn(5, 4))
+    d = monitor.diagnostics()
     assert d["macs_per_decision"] == d["ann_macs_per_decision"] == 4 * 16 + 16 * 8 + 8 * 2
     assert d["synops_per_decision"] == 0 and d["firing_rate"] is None and d["timesteps"] is None
     assert d["energy_uJ_per_decision"] == pytest.approx(4.6e-6 * d["macs_per_decision"])

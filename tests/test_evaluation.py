@@ -1,5 +1,8 @@
 """The seed 001 evaluation protocol and the conversion-rate bookkeeping."""
 
+import copy
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -71,3 +74,56 @@ def test_bad_arguments():
         evaluate(PolePolicy(), "CartPole-v1", episodes=0)
     with pytest.raises(SpikeverseError):
         evaluate(PolePolicy(), "CartPole-v1", epsilon=1.5)
+
+
+# ------------------------------------------------- evaluation with measurements (analysis.evaluate)
+
+
+def test_evaluate_agent_plays_the_shadow_on_the_same_protocol_and_compares():
+    from spikeverse.analysis.evaluate import evaluate_agent
+    from spikeverse.analysis.statistics import compare
+
+    ev = evaluate_agent(ConstantPolicy(2, 0), "CartPole-v1", shadow=PolePolicy(), episodes=3, seed=4)
+    alone = evaluate(ConstantPolicy(2, 0), "CartPole-v1", episodes=3, seed=4, shadow=PolePolicy())
+    shadow = evaluate(PolePolicy(), "CartPole-v1", episodes=3, seed=4)
+    assert ev.result.scores == alone.scores and ev.result.conversion_rate == alone.conversion_rate
+    assert ev.shadow.scores == shadow.scores and ev.comparison == compare(shadow.scores, alone.scores)
+    assert ev.cost == {} and ev.cost_fields() == {}  # a policy that reports no cost
+    given = evaluate_agent(ConstantPolicy(2, 0), "CartPole-v1", shadow=PolePolicy(), shadow_result=shadow,
+                           episodes=3, seed=4)
+    assert given.shadow is shadow and given.comparison == ev.comparison
+    none = evaluate_agent(ConstantPolicy(2, 0), "CartPole-v1", shadow=PolePolicy(), play_shadow=False,
+                          episodes=3, seed=4)
+    assert none.shadow is None and none.comparison is None and none.result.conversion_rate is not None
+
+
+def test_cost_monitor_sums_the_calls_of_a_metered_policy():
+    from spikeverse.policy import Metered, Policy
+    from spikeverse.rl.networks import NetworkSpec, QNetwork
+    from spikeverse.snn.cost import CostMonitor
+
+    net = QNetwork(NetworkSpec("mlp", (4,), 2, hidden=(8,)))
+    monitor = CostMonitor(net)
+    assert isinstance(net, Metered) and isinstance(monitor, Policy) and not isinstance(PolePolicy(), Metered)
+    assert monitor.diagnostics() == {} and net.call_cost() is None
+    with torch.no_grad():
+        net(torch.zeros(3, 4))  # forward (training) describes nothing
+        assert net.call_cost() is None
+        monitor.q_values(torch.zeros(3, 4)), monitor.q_values(torch.zeros(2, 4))
+    d = monitor.diagnostics()
+    assert d["decisions"] == 5 and d["macs_per_decision"] == 4 * 8 + 8 * 2 and net.diagnostics()["decisions"] == 2
+    monitor.reset_stats()
+    assert monitor.diagnostics() == {}
+
+
+def test_dsqn_timesteps_leave_the_loaded_spec_as_it_was():
+    from spikeverse.agents import load_policy
+    from spikeverse.analysis.evaluate import run_report
+
+    run = Path(__file__).parent / "data" / "legacy_runs" / "dsqn"
+    net, meta = load_policy(run)
+    saved = copy.deepcopy(net.spec)
+    out = run_report(run, net, meta, timesteps=3, episodes=1, seed=0, progress=False)
+    assert out["timesteps"] == 3 and net.timesteps == 3 and net.spec == saved
+    with pytest.raises(SpikeverseError, match="integer >= 1"):
+        net.timesteps = 0

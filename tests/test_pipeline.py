@@ -7,6 +7,7 @@ import pytest
 from spikeverse.cli.app import main
 from spikeverse.convert import load_ann, load_snn
 from spikeverse.rl.evaluation import evaluate
+from spikeverse.snn.cost import CostMonitor
 
 
 def test_run_writes_a_report(tmp_path, capsys):
@@ -30,9 +31,9 @@ def test_run_writes_a_report(tmp_path, capsys):
         # the saved SNN, played on the same protocol with the saved ANN in the shadow, gives the
         # reported scores, conversion rate (seed 001 eq. 18) and cost (0.9 pJ/AC, 4.6 pJ/MAC)
         snn, _ = load_snn(s["snn_dir"])
-        snn.reset_stats()
-        ref = evaluate(snn, "CartPole-v1", episodes=3, seed=0, shadow=load_ann(s["snn_dir"]))
-        d = snn.diagnostics(since_reset=True)
+        monitor = CostMonitor(snn)
+        ref = evaluate(monitor, "CartPole-v1", episodes=3, seed=0, shadow=load_ann(s["snn_dir"]))
+        d = monitor.diagnostics()
         assert ref.scores == s["scores"] and ref.conversion_rate == s["conversion_rate"] is not None
         assert d["synops_per_decision"] == pytest.approx(s["synops_per_decision"], rel=1e-12)
         assert s["energy_uJ_per_decision"] == pytest.approx(

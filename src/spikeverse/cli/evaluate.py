@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from spikeverse.cli.app import app
-from spikeverse.errors import SpikeverseError
 
 
 @app.command()
@@ -30,28 +28,15 @@ def evaluate(
 ) -> None:
     """Evaluate a trained agent: mean, std and per-episode full-game scores."""
     from spikeverse.agents import load_policy
+    from spikeverse.analysis.evaluate import run_report
     from spikeverse.device import resolve_device
-    from spikeverse.rl.evaluation import evaluate as run_eval
 
     dev = resolve_device(device)
     policy, meta = load_policy(run_dir, dev)
-    protocol = dict(episodes=episodes, epsilon=epsilon, noop_max=noop_max, max_episode_steps=max_episode_steps,
-                    seed=seed, num_envs=num_envs, progress=progress)
-    if meta["kind"] == "snn":
-        out = _evaluate_snn(run_dir, policy, meta, protocol, timesteps, readout, dev)
-    else:
-        if readout is not None:
-            raise SpikeverseError("--readout applies to converted SNNs only")
-        if timesteps is not None:
-            _set_dsqn_timesteps(policy, timesteps)
-        if hasattr(policy, "reset_stats"):
-            policy.reset_stats()
-        res = run_eval(policy, meta["env_id"], **protocol)
-        out = {"run_dir": str(run_dir), "agent": _agent_name(policy, meta), **res.to_dict()}
-        if "weights" in meta:
-            out["weights"] = meta["weights"]
-        if hasattr(policy, "diagnostics"):
-            out.update(_cost_fields(policy.diagnostics(since_reset=True)))
+    report = run_report(run_dir, policy, meta, device=dev, timesteps=timesteps, readout=readout, episodes=episodes,
+                        epsilon=epsilon, noop_max=noop_max, max_episode_steps=max_episode_steps, seed=seed,
+                        num_envs=num_envs, progress=progress)
+    out = {"run_dir": str(run_dir), "agent": _agent_name(policy, meta), **report}
     if as_json:
         typer.echo(json.dumps(out))
         return
@@ -69,54 +54,5 @@ def evaluate(
                    + (f"; firing rates {rates}" if rates else ""))
 
 
-COST_FIELDS = ("timesteps", "mean_timesteps_per_decision", "spikes_per_decision", "firing_rate", "layers",
-               "synops_per_decision", "macs_per_decision", "energy_uJ_per_decision", "ann_macs_per_decision",
-               "ann_energy_uJ_per_decision", "energy_convention")
-
-
-def _cost_fields(diag: dict) -> dict:
-    """The cost per decision that every agent's evaluation reports (``snn.cost.cost_report``)."""
-    return {k: diag[k] for k in COST_FIELDS if k in diag}
-
-
 def _agent_name(policy, meta: dict) -> str:
     return meta["kind"]  # loading names an old DSQN checkpoint (kind "dqn") "dsqn" (rl.checkpoint)
-
-
-def _set_dsqn_timesteps(policy, timesteps: int) -> None:
-    from dataclasses import replace
-
-    from spikeverse.convert.spiking import check_timesteps
-
-    spec = getattr(policy, "spec", None)
-    if spec is None or not spec.spiking:
-        raise SpikeverseError("--timesteps applies to spiking agents only (converted SNNs and DSQN runs)")
-    spec.spiking = replace(spec.spiking, timesteps=check_timesteps(timesteps))
-
-
-def _evaluate_snn(run_dir: Path, snn, meta: dict, protocol: dict, timesteps: Optional[int], readout: Optional[str],
-                  device) -> dict:
-    """A converted SNN: its scores and conversion rate (the source ANN in the shadow, seed 001
-    eq. 18), synaptic operations and energy per decision, and the ANN on the same protocol."""
-    from spikeverse.analysis.statistics import compare
-    from spikeverse.convert.io import load_ann
-    from spikeverse.rl.evaluation import evaluate as run_eval
-
-    if timesteps is not None:
-        snn.timesteps = timesteps
-    if readout is not None:
-        snn.readout = readout
-    ann = load_ann(run_dir, device)
-    snn.reset_stats()
-    res = run_eval(snn, meta["env_id"], shadow=ann, desc=f"evaluate SNN {meta['env_id']}", **protocol)
-    diag = snn.diagnostics(since_reset=True)
-    ann_res = run_eval(ann, meta["env_id"], desc=f"evaluate ANN {meta['env_id']}", **protocol)
-    test = compare(ann_res.scores, res.scores)
-    out = {"run_dir": str(run_dir), "agent": "snn", **res.to_dict()}
-    out.update(
-        method=meta.get("method"), percentile=meta.get("percentile"), source=meta.get("source"),
-        readout=snn.readout, early_decision=snn.early_decision, **_cost_fields(diag),
-        ann_mean=ann_res.mean, ann_std=ann_res.std, ann_scores=ann_res.scores,
-        p_value=None if math.isnan(test["p_value"]) else test["p_value"], snn_over_ann=test["ratio"],
-    )
-    return out

@@ -47,9 +47,9 @@ from torch import nn
 
 from spikeverse.convert.graph import FlatQNetwork
 from spikeverse.errors import SpikeverseError
-from spikeverse.snn.cost import ENERGY_CONVENTION, CostMeter, cost_report, describe_layers, energy_uj  # noqa: F401
+from spikeverse.snn.cost import ENERGY_CONVENTION, CallCost, CostMeter, describe_layers, energy_uj  # noqa: F401
 from spikeverse.snn.neurons import IFNeuron, LIFNeuron
-from spikeverse.snn.simulate import WindowRecord, run_window, synaptic_ops
+from spikeverse.snn.simulate import WindowRecord, check_timesteps, run_window, synaptic_ops  # noqa: F401
 
 READOUTS = ("count", "rate", "robust", "membrane")
 NEURONS = ("if", "lif")
@@ -61,12 +61,6 @@ def check_readout(name: str) -> str:
     if name not in READOUTS:
         raise SpikeverseError(f"unknown readout {name!r} (choose from {', '.join(READOUTS)})")
     return name
-
-
-def check_timesteps(t: int) -> int:
-    if int(t) != t or t < 1:
-        raise SpikeverseError(f"timesteps must be an integer >= 1, got {t}")
-    return int(t)
 
 
 def readout(kind: str, counts: torch.Tensor, v_final: torch.Tensor, timesteps: int,
@@ -90,9 +84,8 @@ class SpikingQNetwork(nn.Module):
     interface. ``timesteps`` and ``readout`` may be changed between calls.
 
     ``q_values(obs)`` resets every neuron, simulates one window of ``timesteps`` steps with the
-    observation as a constant input current, and returns the readout [B, A]. ``diagnostics()``
-    describes the last call; ``diagnostics(since_reset=True)`` averages over every decision
-    since ``reset_stats()``.
+    observation as a constant input current, and returns the readout [B, A]. ``call_cost()``
+    and ``diagnostics()`` describe the last call (a ``snn.cost.CostMonitor`` sums over calls).
     """
 
     def __init__(self, normalized: FlatQNetwork, timesteps: int = 100, readout: str = "robust",
@@ -132,7 +125,6 @@ class SpikingQNetwork(nn.Module):
         self.timesteps = timesteps
         self.readout = readout
         self._describe()
-        self.reset_stats()
         self.last_record: WindowRecord | None = None
         self.last_steps: torch.Tensor | None = None
 
@@ -182,7 +174,6 @@ class SpikingQNetwork(nn.Module):
         self.last_record = rec
         q = readout(self.readout, rec.spike_counts[-1], rec.final_v[-1], self.timesteps, self.v_th,
                     self.v_init)
-        self._accumulate(rec)
         return q
 
     def _window(self, x: torch.Tensor, steps: int, reset: bool) -> WindowRecord:
@@ -281,35 +272,28 @@ class SpikingQNetwork(nn.Module):
             raise RuntimeError("one synop monitor per hidden layer was expected")
         return spikes, syn
 
-    def reset_stats(self) -> None:
-        """Start the running totals behind ``diagnostics(since_reset=True)`` again."""
-        self._meter = CostMeter(len(self.layer_costs))
-
-    def _accumulate(self, rec: WindowRecord) -> None:
-        spikes, syn = self._per_sample(rec)
-        self._meter.add(spikes, syn, self.last_steps)
-
-    def diagnostics(self, since_reset: bool = False) -> dict[str, Any]:
-        """Per-decision cost of the last call (or the mean over all decisions since
-        ``reset_stats()``): the ``snn.cost.cost_report`` fields, i.e. per layer its spikes,
-        firing rate, the accumulates of the synapses feeding it (the previous layer's spikes x
-        fan-out), the analog input's MACs (first layer only) and the ANN's MACs; energy of the SNN
-        and of the ANN. Plus the readout and the SNN's options."""
-        if since_reset:
-            n, spikes, syn, steps = self._meter.means()
-        else:
-            if self.last_record is None:
-                return {}
-            sp, sy = self._per_sample(self.last_record)
-            n = int(sp[0].shape[0])
-            spikes = [float(s.mean()) for s in sp]
-            syn = [float(s.mean()) for s in sy]
-            steps = float(self.last_steps.double().mean())
+    def call_cost(self) -> CallCost | None:
+        """What the last call cost (``snn.cost.CallCost``): per sample, each neuron layer's
+        spikes and the accumulates of the synapses feeding it, the steps simulated; the analog
+        input's MACs (first layer, once per window); None before the first call."""
+        if self.last_record is None:
+            return None
+        spikes, syn = self._per_sample(self.last_record)
         input_macs = float(self.input_macs) if self.encoding == "analog" else 0.0
         layer_macs = [input_macs] + [0.0] * (len(self.layer_costs) - 1)
-        report = cost_report(self.layer_costs, spikes, syn, layer_macs, timesteps=self.timesteps, decisions=n,
-                             mean_timesteps=steps)
-        return dict(readout=self.readout, **self.options(), **report)
+        return CallCost(self.layer_costs, spikes, syn, self.last_steps, layer_macs, self.timesteps)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Per-decision cost of the last call: the ``snn.cost.cost_report`` fields, i.e. per layer
+        its spikes, firing rate, the accumulates of the synapses feeding it (the previous layer's
+        spikes x fan-out), the analog input's MACs (first layer only) and the ANN's MACs; energy of
+        the SNN and of the ANN. Plus the readout and the SNN's options. {} before the first call."""
+        cost = self.call_cost()
+        if cost is None:
+            return {}
+        meter = CostMeter()
+        meter.add(cost)
+        return dict(readout=self.readout, **self.options(), **meter.report())
 
 
 def _merge(acc: WindowRecord, new: WindowRecord, live: torch.Tensor) -> WindowRecord:

@@ -89,6 +89,22 @@ class _Episode:
         return True
 
 
+def _check_protocol(episodes: int, epsilon: float, noop_max: int, max_episode_steps: int | None,
+                    num_envs: int, seed: int) -> None:
+    if episodes < 1:
+        raise SpikeverseError(f"episodes must be >= 1, got {episodes}")
+    if not 0.0 <= epsilon <= 1.0:
+        raise SpikeverseError(f"epsilon must be in [0, 1], got {epsilon}")
+    if noop_max < 0:
+        raise SpikeverseError(f"noop_max must be >= 0, got {noop_max}")
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise SpikeverseError(f"max_episode_steps must be >= 1 (or None: the env's own limit), got {max_episode_steps}")
+    if num_envs < 1:
+        raise SpikeverseError(f"num_envs must be >= 1, got {num_envs}")
+    if int(seed) != seed or seed < 0:
+        raise SpikeverseError(f"the evaluation seed must be an integer >= 0, got {seed}")
+
+
 def evaluate(
     policy: Policy,
     env_id: str,
@@ -109,18 +125,7 @@ def evaluate(
     ``progress``: None (a bar on a terminal, a line per ~10% of the episodes otherwise), True,
     False (silent), or a reporter the caller keeps (a ``Progress`` or tqdm bar: ``update(1)`` per
     episode); ``desc`` names the phase (default "evaluate ENV")."""
-    if episodes < 1:
-        raise SpikeverseError(f"episodes must be >= 1, got {episodes}")
-    if not 0.0 <= epsilon <= 1.0:
-        raise SpikeverseError(f"epsilon must be in [0, 1], got {epsilon}")
-    if noop_max < 0:
-        raise SpikeverseError(f"noop_max must be >= 0, got {noop_max}")
-    if max_episode_steps is not None and max_episode_steps < 1:
-        raise SpikeverseError(f"max_episode_steps must be >= 1 (or None: the env's own limit), got {max_episode_steps}")
-    if num_envs < 1:
-        raise SpikeverseError(f"num_envs must be >= 1, got {num_envs}")
-    if int(seed) != seed or seed < 0:
-        raise SpikeverseError(f"the evaluation seed must be an integer >= 0, got {seed}")
+    _check_protocol(episodes, epsilon, noop_max, max_episode_steps, num_envs, seed)
     cap = max_episode_steps if max_episode_steps is not None else default_eval_cap(env_id)
     k = max(1, min(num_envs, episodes))
     runners = [
@@ -128,36 +133,9 @@ def evaluate(
                  list(range(i, episodes, k)), seed, noop_max)
         for i in range(k)
     ]
-    num_actions = policy.num_actions
-    device = getattr(policy, "device", torch.device("cpu"))
-    results: dict[int, tuple[float, int, int, int]] = {}
     report = reporter(progress, episodes, desc or f"evaluate {env_id}", unit="episode")
     try:
-        active = [r for r in runners if r.start()]
-        while active:
-            obs = torch.as_tensor(np.stack([r.obs for r in active]), device=device)
-            with torch.no_grad():
-                greedy = policy.q_values(obs).argmax(-1).cpu().numpy()
-                shadow_greedy = shadow.q_values(obs.to(getattr(shadow, "device", device))).argmax(-1).cpu().numpy() if shadow is not None else None
-            still = []
-            for i, r in enumerate(active):
-                a = int(greedy[i])
-                if shadow_greedy is not None:
-                    r.agree += int(a == int(shadow_greedy[i]))
-                if r.rng.random() < epsilon:
-                    a = int(r.rng.integers(num_actions))
-                r.obs, rew, term, trunc, _ = r.env.step(a)
-                r.ret += float(rew)
-                r.len += 1
-                r.decisions += 1
-                if term or trunc:
-                    results[r.id] = (r.ret, r.len, r.agree, r.decisions)
-                    report.update(1, mean=round(float(np.mean([v[0] for v in results.values()])), 2))
-                    if r.start():
-                        still.append(r)
-                else:
-                    still.append(r)
-            active = still
+        results = _play(runners, policy, shadow, epsilon, report)
     finally:
         report.close()
     for r in runners:
@@ -175,3 +153,36 @@ def evaluate(
         agreements=[results[e][2] for e in order] if shadow is not None else [],
         decisions=[results[e][3] for e in order] if shadow is not None else [],
     )
+
+
+def _play(runners: list[_Episode], policy: Policy, shadow: Policy | None, epsilon: float,
+          report) -> dict[int, tuple[float, int, int, int]]:
+    """Step every runner until its episodes are done; per episode (return, length, agreeing
+    decisions, decisions). One ``q_values`` call per step for the batch of running envs."""
+    results: dict[int, tuple[float, int, int, int]] = {}
+    active = [r for r in runners if r.start()]
+    while active:
+        obs = torch.as_tensor(np.stack([r.obs for r in active]), device=policy.device)
+        with torch.no_grad():
+            greedy = policy.q_values(obs).argmax(-1).cpu().numpy()
+            shadow_greedy = shadow.q_values(obs.to(shadow.device)).argmax(-1).cpu().numpy() if shadow is not None else None
+        still = []
+        for i, r in enumerate(active):
+            a = int(greedy[i])
+            if shadow_greedy is not None:
+                r.agree += int(a == int(shadow_greedy[i]))
+            if r.rng.random() < epsilon:
+                a = int(r.rng.integers(policy.num_actions))
+            r.obs, rew, term, trunc, _ = r.env.step(a)
+            r.ret += float(rew)
+            r.len += 1
+            r.decisions += 1
+            if term or trunc:
+                results[r.id] = (r.ret, r.len, r.agree, r.decisions)
+                report.update(1, mean=round(float(np.mean([v[0] for v in results.values()])), 2))
+                if r.start():
+                    still.append(r)
+            else:
+                still.append(r)
+        active = still
+    return results

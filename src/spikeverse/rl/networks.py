@@ -21,8 +21,9 @@ one of T steps (no encoding; the first layer's current is computed once per wind
 head reads the mean of the last hidden layer's spikes over the window:
 O = W_L (1/T) sum_t S_{L-1,t}. Trained by backpropagation through the T steps.
 
-Cost per decision (``snn.cost``, for evaluation): after ``reset_stats()`` every call is measured.
-A DQN spends its MACs; a DSQN the first layer's MACs once per window (analog input), then one
+Cost per decision (``snn.cost``; a ``CostMonitor`` sums it over an evaluation): every ``q_values``
+call is described by ``call_cost()`` (``forward``, the training path, records nothing). A DQN
+spends its MACs; a DSQN the first layer's MACs once per window (analog input), then one
 accumulate per spike per outgoing synapse, the read-out's included (its T-step sum of spikes x
 weights is T accumulations of spikes; the division by T is one scaling per output).
 """
@@ -38,10 +39,10 @@ from spikeverse.errors import SpikeverseError
 from spikeverse.rl.distributional import make_support
 from spikeverse.rl.noisy import NoisyLinear
 from spikeverse.snn.config import SpikingConfig
-from spikeverse.snn.cost import CostMeter, LayerCost, cost_report, describe_layers
+from spikeverse.snn.cost import CallCost, CostMeter, LayerCost, describe_layers
 from spikeverse.snn.init import calibrate_firing
 from spikeverse.snn.neurons import DSQNLIFNeuron, reset_net
-from spikeverse.snn.simulate import WindowRecord, run_window
+from spikeverse.snn.simulate import WindowRecord, check_timesteps, run_window
 
 ARCHITECTURES = ("mlp", "minatar", "nature")
 
@@ -143,27 +144,43 @@ class QNetwork(nn.Module):
             self.register_buffer("support", make_support(spec.v_min, spec.v_max, spec.atoms))
         else:
             self.support = None
-        self._meter: CostMeter | None = None  # measuring the cost per decision (reset_stats)
-        self._last: CostMeter | None = None
+        self._timesteps: int | None = None  # DSQN: T of later calls if set (the spec keeps its own)
+        self._costs: list[LayerCost] | None = None  # the layers' description, built on first use
+        self._last: CallCost | None = None
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def features(self, obs: torch.Tensor) -> torch.Tensor:
+    @property
+    def timesteps(self) -> int | None:
+        """DSQN: simulation steps T per decision (the spec's unless set; setting it leaves the
+        spec as it is); None for an ANN."""
+        if not self.spec.spiking:
+            return None
+        return self._timesteps if self._timesteps is not None else int(self.spec.spiking.timesteps)
+
+    @timesteps.setter
+    def timesteps(self, t: int) -> None:
+        if not self.spec.spiking:
+            raise SpikeverseError("only a spiking Q-network (DSQN) has timesteps")
+        self._timesteps = check_timesteps(t)
+
+    def features(self, obs: torch.Tensor, record: bool = False) -> torch.Tensor:
+        """The torso's output [B, width]; ``record``: describe the call for ``call_cost()``."""
         x = obs.to(self.device, torch.float32)
         if self.spec.obs_scale != 1.0:
             x = x * self.spec.obs_scale
         if not self.spec.spiking:
-            if self._meter is not None:
+            if record:
                 self._measure(x.shape[0], None)
             return self.torso(x)
         # DSQN: the observation is a constant input current for T steps; the head reads the
         # mean spikes of the last hidden layer. State is dropped after the window.
-        spikes, rec = run_window(list(self.torso), x, int(self.spec.spiking.timesteps),
-                                 record=self._meter is not None)
+        spikes, rec = run_window(list(self.torso), x, self.timesteps, record=record)
         reset_net(self.torso)
-        self._measure(x.shape[0], rec)
+        if record:
+            self._measure(x.shape[0], rec)
         return spikes.mean(0)
 
     @torch.no_grad()
@@ -176,7 +193,7 @@ class QNetwork(nn.Module):
         x = obs.to(self.device, torch.float32)
         if self.spec.obs_scale != 1.0:
             x = x * self.spec.obs_scale
-        return calibrate_firing(list(self.torso), x, int(self.spec.spiking.timesteps), rate)
+        return calibrate_firing(list(self.torso), x, self.timesteps, rate)
 
     # ------------------------------------------------------- cost per decision
 
@@ -187,42 +204,33 @@ class QNetwork(nn.Module):
         outputs = self.spec.atoms * (self.num_actions + (1 if self.value is not None else 0))
         return torso + [LayerCost("output", outputs, self.width * outputs, spiking=False)]
 
-    def reset_stats(self) -> None:
-        """Measure every later call: spikes, synaptic operations and MACs per decision."""
-        self._costs = self._layer_costs()
-        self._meter = CostMeter(len(self._costs))
-
     def _measure(self, batch: int, rec: WindowRecord | None) -> None:
-        """Add a call's decisions to the meters (DSQN: from its window record; DQN: no spikes)."""
-        if self._meter is None:
-            return
-        n = len(self._costs)
-        steps = torch.full((batch,), float(self.spec.spiking.timesteps) if rec is not None else 1.0)
+        """Describe a call's decisions (DSQN: from its window record; DQN: MACs, no spikes)."""
+        if self._costs is None:
+            self._costs = self._layer_costs()
+        n, T = len(self._costs), self.timesteps
         if rec is None:
             spikes = synops = [torch.zeros(batch)] * n
+            layer_macs = [float(c.ann_macs) for c in self._costs]
         else:
-            counts = [c.flatten(1).sum(1) for c in rec.spike_counts]
+            counts = [c.flatten(1).sum(1).cpu() for c in rec.spike_counts]
             head = counts[-1] * self._costs[-1].neurons  # each spike of the last layer reaches every output
             spikes = counts + [torch.zeros(batch)]
-            synops = [torch.zeros(batch)] + list(rec.synops) + [head]
-        self._last = CostMeter(n)
-        for m in (self._meter, self._last):
-            m.add([s.cpu() for s in spikes], [o.cpu() for o in synops], steps)
+            synops = [torch.zeros(batch)] + [o.cpu() for o in rec.synops] + [head]
+            layer_macs = [float(self._costs[0].ann_macs)] + [0.0] * (n - 1)
+        steps = torch.full((batch,), float(T) if rec is not None else 1.0)
+        self._last = CallCost(self._costs, spikes, synops, steps, layer_macs, T)
 
-    def diagnostics(self, since_reset: bool = False) -> dict:
-        """The ``snn.cost.cost_report`` of the last call (or the mean since ``reset_stats()``);
-        empty before ``reset_stats()``."""
-        meter = self._meter if since_reset else self._last
-        if meter is None:
-            return {}
-        n, spikes, synops, steps = meter.means()
-        if self.spec.spiking:
-            layer_macs = [float(self._costs[0].ann_macs)] + [0.0] * (len(self._costs) - 1)
-            T = int(self.spec.spiking.timesteps)
-        else:
-            layer_macs, T = [float(c.ann_macs) for c in self._costs], None
-        return cost_report(self._costs, spikes, synops, layer_macs, timesteps=T, decisions=n,
-                           mean_timesteps=steps if T else None)
+    def call_cost(self) -> CallCost | None:
+        """What the last ``q_values`` call cost (``snn.cost.CallCost``); None before the first."""
+        return self._last
+
+    def diagnostics(self) -> dict:
+        """The ``snn.cost.cost_report`` of the last ``q_values`` call; {} before the first."""
+        meter = CostMeter()
+        if self._last is not None:
+            meter.add(self._last)
+        return meter.report()
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """Per-action outputs [B, A, atoms] (logits for C51, values otherwise).
@@ -239,14 +247,15 @@ class QNetwork(nn.Module):
         """log p_j(s, a) over the atoms, [B, A, atoms] (C51 only)."""
         return torch.log_softmax(self.head(self.features(obs)), dim=-1)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        out = self.head(self.features(obs))
+    def forward(self, obs: torch.Tensor, record: bool = False) -> torch.Tensor:
+        out = self.head(self.features(obs, record))
         if self.support is None:
             return out.squeeze(-1)
         return (out.softmax(dim=-1) * self.support).sum(-1)
 
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
-        return self(obs)
+        """Q [B, A], as ``forward``, and the call described for ``call_cost()``."""
+        return self(obs, record=True)
 
     def reset_noise(self) -> None:
         for m in self.modules():

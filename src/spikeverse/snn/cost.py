@@ -13,6 +13,10 @@ feed: ``fc1``/``conv1``, ..., ``output``):
 - the ANN's MACs for the same synapses (``snn.simulate.macs``).
 
 Energy per decision = 0.9 pJ x AC + 4.6 pJ x MAC: 45 nm CMOS, 32-bit float (Horowitz, ISSCC 2014).
+
+Who counts: a network describes each ``q_values`` call (:class:`CallCost`, per sample); a
+:class:`CostMonitor` wraps any policy and sums its calls in a :class:`CostMeter`, whose report is
+per decision: sum over calls and samples / decisions. The networks keep no running totals.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from spikeverse.policy import Metered, Policy
 from spikeverse.snn.simulate import is_stateful, macs
 
 PJ_PER_AC = 0.9
@@ -70,25 +75,40 @@ def describe_layers(modules: Sequence[nn.Module], input_shape: Sequence[int], *,
     return out
 
 
+@dataclass
+class CallCost:
+    """What one ``q_values`` call cost, per sample: per layer (``layers``) its spikes [B] and the
+    synaptic operations of the synapses feeding it [B]; the simulated steps [B]; the MACs per
+    decision of each layer; the window T (None for an ANN)."""
+
+    layers: list[LayerCost]
+    spikes: list[torch.Tensor]
+    synops: list[torch.Tensor]
+    steps: torch.Tensor
+    layer_macs: list[float]
+    timesteps: int | None
+
+
 class CostMeter:
-    """Running per-layer totals of spikes and synaptic operations over every decision since
-    :meth:`reset`, and the simulated steps; :meth:`means` gives them per decision."""
+    """Running per-layer totals of spikes and synaptic operations over every decision
+    :meth:`add`-ed, and the simulated steps; :meth:`means` gives them per decision and
+    :meth:`report` the :func:`cost_report` (with the layers, MACs and T of the last call)."""
 
-    def __init__(self, num_layers: int):
-        self.num_layers = num_layers
-        self.reset()
-
-    def reset(self) -> None:
+    def __init__(self):
+        self.last: CallCost | None = None
         self.decisions = 0
         self.steps = 0.0
-        self.spikes = [0.0] * self.num_layers
-        self.synops = [0.0] * self.num_layers
+        self.spikes: list[float] = []
+        self.synops: list[float] = []
 
-    def add(self, spikes: Sequence[torch.Tensor], synops: Sequence[torch.Tensor], steps: torch.Tensor) -> None:
-        """Add a batch of decisions: per layer spikes [B] and synops [B], simulated steps [B]."""
-        self.decisions += int(steps.shape[0])
-        self.steps += float(steps.double().sum())
-        for i, (s, o) in enumerate(zip(spikes, synops)):
+    def add(self, cost: CallCost) -> None:
+        """Add a call's decisions: per layer sum_b spikes[b] and sum_b synops[b], sum_b steps[b]."""
+        if not self.spikes:
+            self.spikes, self.synops = [0.0] * len(cost.layers), [0.0] * len(cost.layers)
+        self.last = cost
+        self.decisions += int(cost.steps.shape[0])
+        self.steps += float(cost.steps.double().sum())
+        for i, (s, o) in enumerate(zip(cost.spikes, cost.synops)):
             self.spikes[i] += float(s.double().sum())
             self.synops[i] += float(o.double().sum())
 
@@ -96,6 +116,46 @@ class CostMeter:
         """(decisions, spikes per layer, synops per layer, steps) per decision."""
         n = max(self.decisions, 1)
         return self.decisions, [s / n for s in self.spikes], [o / n for o in self.synops], self.steps / n
+
+    def report(self) -> dict[str, Any]:
+        """The per-decision :func:`cost_report` of everything added; {} before the first call."""
+        if self.last is None:
+            return {}
+        n, spikes, synops, steps = self.means()
+        T = self.last.timesteps
+        return cost_report(self.last.layers, spikes, synops, self.last.layer_macs, timesteps=T, decisions=n,
+                           mean_timesteps=steps if T is not None else None)
+
+
+class CostMonitor:
+    """A :class:`~spikeverse.policy.Policy` that plays ``policy`` and counts what its decisions
+    cost: after every ``q_values`` call it adds the call's :class:`CallCost` (``policy.call_cost()``,
+    for a :class:`~spikeverse.policy.Metered` policy) to its meter. ``diagnostics()`` is the
+    per-decision :func:`cost_report` since construction or :meth:`reset_stats` ({} for a policy
+    that reports no cost: tabular, evolved)."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.num_actions = policy.num_actions
+        self.metered = isinstance(policy, Metered)
+        self.reset_stats()
+
+    @property
+    def device(self) -> torch.device:
+        return self.policy.device
+
+    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        q = self.policy.q_values(obs)
+        if self.metered:
+            self.meter.add(self.policy.call_cost())
+        return q
+
+    def reset_stats(self) -> None:
+        """Count from zero again."""
+        self.meter = CostMeter()
+
+    def diagnostics(self) -> dict[str, Any]:
+        return self.meter.report()
 
 
 def cost_report(layers: Sequence[LayerCost], spikes: Sequence[float], synops: Sequence[float],

@@ -23,6 +23,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from spikeverse.errors import SpikeverseError
+
+
+def check_timesteps(t: int) -> int:
+    """A window length T: an integer >= 1."""
+    if int(t) != t or t < 1:
+        raise SpikeverseError(f"timesteps must be an integer >= 1, got {t}")
+    return int(t)
+
 
 def is_stateful(m: nn.Module) -> bool:
     return hasattr(m, "multi_step")

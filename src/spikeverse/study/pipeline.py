@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from spikeverse.analysis.evaluate import evaluate_agent
 from spikeverse.analysis.plots import learning_curve, score_and_agreement_vs_timesteps, score_distributions
-from spikeverse.analysis.statistics import compare, summarize
+from spikeverse.analysis.statistics import summarize
 from spikeverse.convert import check_options, convert_source, load_ann, load_snn, options_for
 from spikeverse.convert.io import check_snn_dir
 from spikeverse.device import resolve_device
@@ -45,26 +46,10 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
     otherwise; False = silent)."""
     # every argument is checked before the training starts
     methods = list(methods)
-    if not methods:
-        raise SpikeverseError(f"no conversion method given (--methods takes {', '.join(METHOD_TIMESTEPS)}, "
-                              f"comma-separated)")
-    for m in methods:
-        if m not in METHOD_TIMESTEPS:
-            raise SpikeverseError(f"unknown conversion method {m!r} (choose from {', '.join(METHOD_TIMESTEPS)})")
-    if len(set(methods)) < len(methods):
-        raise SpikeverseError(f"--methods names a method twice: {','.join(methods)}")
-    for name, n in (("--episodes", episodes), ("sweep_episodes", sweep_episodes)):
-        if int(n) != n or n < 1:
-            raise SpikeverseError(f"{name} must be >= 1, got {n}")
     out = Path(out) if out is not None else Path("runs") / env_id.replace("/", "-")
-    if out.exists() and not out.is_dir():
-        raise SpikeverseError(f"{out} is a file, not a folder for the run; use another --out")
     shared = dict(percentile=percentile, frames=frames, seed=seed, levels=levels, finetune_steps=finetune_steps,
                   finetune_frames=finetune_frames)  # each method gets those it takes
-    for m in methods:
-        T = METHOD_TIMESTEPS[m] if timesteps is None else timesteps
-        check_options(m, timesteps=T, **options_for(m, shared))
-        check_snn_dir(out / f"snn-{m}")
+    _check_arguments(methods, out, shared, timesteps, episodes, sweep_episodes)
     if steps is None:
         steps = PIPELINE_STEPS.get(env_family(env_id))
     cfg = DQNConfig.for_env(env_id, seed=seed, device=device, total_steps=steps)
@@ -89,39 +74,20 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
             announce(f"[run] evaluate DQN: {episodes} episodes", progress)
             ann_res = evaluate(ann, env_id, episodes=episodes, seed=seed, progress=progress, desc="evaluate DQN")
         announce(f"[run] evaluate SNN {method}: {episodes} episodes at T={T}", progress)
-        snn.reset_stats()
-        res = evaluate(snn, env_id, episodes=episodes, seed=seed, shadow=ann, progress=progress,
-                       desc=f"evaluate SNN {method}")
-        diag = snn.diagnostics(since_reset=True)
-        sweep = []
-        announce(f"[run] sweep T for {method}: T in {', '.join(map(str, PIPELINE_TIMESTEPS))}, "
-                 f"{sweep_episodes} episodes each", progress)
-        with Progress(len(PIPELINE_TIMESTEPS) * sweep_episodes, f"sweep T ({method})", unit="episode",
-                      enabled=progress) as bar:
-            for t in PIPELINE_TIMESTEPS:  # score and conversion rate against the simulation length (seed 001 Fig. 1a)
-                snn.timesteps = t
-                bar.update(0, T=t)
-                r = evaluate(snn, env_id, episodes=sweep_episodes, seed=seed + SWEEP_SEED_OFFSET, shadow=ann, progress=bar)
-                sweep.append({"timesteps": t, "mean": r.mean, "conversion_rate": r.conversion_rate})
+        ev = evaluate_agent(snn, env_id, shadow=ann, shadow_result=ann_res, episodes=episodes, seed=seed,
+                            progress=progress, desc=f"evaluate SNN {method}")
+        res, diag = ev.result, ev.cost
+        sweep = _sweep_timesteps(snn, ann, env_id, method, seed, sweep_episodes, progress)
         snns[method] = {**summarize(res.scores), "scores": res.scores, "method": method, "timesteps": T,
                         "percentile": percentile if method != "naive" else None, "readout": conversion["readout"],
                         "conversion_rate": res.conversion_rate, "qcfs": conversion.get("qcfs"),
                         "synops_per_decision": diag["synops_per_decision"],
                         "energy_uJ_per_decision": diag["energy_uJ_per_decision"],
-                        "comparison": compare(ann_res.scores, res.scores), "sweep": sweep, "snn_dir": str(snn_dir)}
+                        "comparison": ev.comparison, "sweep": sweep, "snn_dir": str(snn_dir)}
 
     report = out / "report"
     announce(f"[run] report -> {report}", progress)
-    figs = report / "figures"
-    rows = read_metrics(out / "dqn")
-    learning_curve([float(r["step"]) for r in rows], [float(r["episode_return"]) for r in rows],
-                   figs / "learning_curve.png", title=f"DQN on {env_id}")
-    score_distributions({"DQN": ann_res.scores,
-                         **{f"SNN {m} (T={s['timesteps']})": s["scores"] for m, s in snns.items()}},
-                        figs / "reward_distribution.png", title=f"{env_id}: evaluation scores")
-    for m, s in snns.items():
-        score_and_agreement_vs_timesteps(s["sweep"], figs / f"score_cr_vs_T_{m}.png",
-                                         title=f"{env_id}: SNN ({m}, {s['readout']} readout)")
+    _figures(report / "figures", env_id, read_metrics(out / "dqn"), ann_res.scores, snns)
     results = {
         "env": env_id, "seed": seed, "train_steps": train.steps, "train_wall_s": round(train.wall_s, 1),
         "dqn": {**summarize(ann_res.scores), "scores": ann_res.scores},
@@ -136,6 +102,56 @@ def run_pipeline(env_id: str = "CartPole-v1", out: str | Path | None = None, *, 
     atomic_write_text(report / "results.json", json.dumps(results, indent=2, default=float))
     atomic_write_text(report / "report.md", _markdown(results))
     return results
+
+
+def _figures(figs: Path, env_id: str, rows: list[dict], dqn_scores: list[float], snns: dict[str, dict]) -> None:
+    """The learning curve, the score distributions and each method's score and CR against T."""
+    learning_curve([float(r["step"]) for r in rows], [float(r["episode_return"]) for r in rows],
+                   figs / "learning_curve.png", title=f"DQN on {env_id}")
+    score_distributions({"DQN": dqn_scores,
+                         **{f"SNN {m} (T={s['timesteps']})": s["scores"] for m, s in snns.items()}},
+                        figs / "reward_distribution.png", title=f"{env_id}: evaluation scores")
+    for m, s in snns.items():
+        score_and_agreement_vs_timesteps(s["sweep"], figs / f"score_cr_vs_T_{m}.png",
+                                         title=f"{env_id}: SNN ({m}, {s['readout']} readout)")
+
+
+def _check_arguments(methods: list[str], out: Path, shared: dict, timesteps: int | None, episodes: int,
+                     sweep_episodes: int) -> None:
+    """Refuse a bad method list, episode count, output folder or method option (one line each)."""
+    if not methods:
+        raise SpikeverseError(f"no conversion method given (--methods takes {', '.join(METHOD_TIMESTEPS)}, "
+                              f"comma-separated)")
+    for m in methods:
+        if m not in METHOD_TIMESTEPS:
+            raise SpikeverseError(f"unknown conversion method {m!r} (choose from {', '.join(METHOD_TIMESTEPS)})")
+    if len(set(methods)) < len(methods):
+        raise SpikeverseError(f"--methods names a method twice: {','.join(methods)}")
+    for name, n in (("--episodes", episodes), ("sweep_episodes", sweep_episodes)):
+        if int(n) != n or n < 1:
+            raise SpikeverseError(f"{name} must be >= 1, got {n}")
+    if out.exists() and not out.is_dir():
+        raise SpikeverseError(f"{out} is a file, not a folder for the run; use another --out")
+    for m in methods:
+        T = METHOD_TIMESTEPS[m] if timesteps is None else timesteps
+        check_options(m, timesteps=T, **options_for(m, shared))
+        check_snn_dir(out / f"snn-{m}")
+
+
+def _sweep_timesteps(snn, ann, env_id: str, method: str, seed: int, episodes: int, progress) -> list[dict]:
+    """Score and conversion rate against the simulation length (seed 001 Fig. 1a): ``episodes``
+    episodes at every T of PIPELINE_TIMESTEPS, evaluation seed ``seed + SWEEP_SEED_OFFSET``."""
+    sweep = []
+    announce(f"[run] sweep T for {method}: T in {', '.join(map(str, PIPELINE_TIMESTEPS))}, "
+             f"{episodes} episodes each", progress)
+    with Progress(len(PIPELINE_TIMESTEPS) * episodes, f"sweep T ({method})", unit="episode",
+                  enabled=progress) as bar:
+        for t in PIPELINE_TIMESTEPS:
+            snn.timesteps = t
+            bar.update(0, T=t)
+            r = evaluate(snn, env_id, episodes=episodes, seed=seed + SWEEP_SEED_OFFSET, shadow=ann, progress=bar)
+            sweep.append({"timesteps": t, "mean": r.mean, "conversion_rate": r.conversion_rate})
+    return sweep
 
 
 METHOD_TEXT = {

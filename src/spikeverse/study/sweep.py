@@ -28,6 +28,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from spikeverse.analysis.evaluate import evaluate_agent
 from spikeverse.analysis.statistics import compare, summarize
 from spikeverse.analysis.sweep_plots import score_cr_vs_timesteps, score_vs_conversion_rate
 from spikeverse.convert import (
@@ -107,8 +108,7 @@ def _ann_spec(ann) -> dict[str, Any]:
 def _snn_spec(snn) -> dict[str, Any]:
     if not isinstance(snn, SpikingQNetwork):
         raise SpikeverseError(f"the sweep evaluates SpikingQNetwork conversions, not {type(snn).__name__}")
-    options = snn.options() if hasattr(snn, "options") else {}
-    return dict(state=_state(snn), v_th=snn.v_th, lambdas=snn.lambdas, options=options)
+    return dict(state=_state(snn), v_th=snn.v_th, lambdas=snn.lambdas, options=snn.options())
 
 
 def _load(module: torch.nn.Module, state: dict[str, np.ndarray]) -> None:
@@ -145,14 +145,12 @@ class _Evaluator:
         p, T, r = key
         snn = self._snn(p)
         snn.timesteps, snn.readout = T, r
-        snn.reset_stats()
-        if hasattr(snn, "reset_generator"):  # Poisson input: the same random stream for every setting
-            snn.reset_generator()
-        res = evaluate(snn, q["env_id"], shadow=self.ann, **proto)
-        diag = snn.diagnostics(since_reset=True)
+        snn.reset_generator()  # Poisson input: the same random stream for every setting
+        ev = evaluate_agent(snn, q["env_id"], shadow=self.ann, play_shadow=False, **proto)
+        res = ev.result
         return key, dict(scores=res.scores, lengths=res.lengths, conversion_rate=res.conversion_rate,
-                         synops_per_decision=diag["synops_per_decision"],
-                         energy_uJ_per_decision=diag["energy_uJ_per_decision"])
+                         synops_per_decision=ev.cost["synops_per_decision"],
+                         energy_uJ_per_decision=ev.cost["energy_uJ_per_decision"])
 
 
 _WORKER: _Evaluator | None = None
