@@ -275,19 +275,7 @@ def run_sweep(run_dir: str | Path, *, timesteps: Sequence[int] = DEFAULT_TIMESTE
     if plot_dir is not None and Path(plot_dir).exists() and not Path(plot_dir).is_dir():
         raise SpikeverseError(f"--plot {plot_dir} is a file, not a folder for the figures")  # before the sweep
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    if workers is not None and (int(workers) != workers or workers < 1):
-        raise SpikeverseError(f"workers must be an integer >= 1, got {workers}")
-    if dev.type != "cpu":
-        if workers is not None and workers > 1:
-            raise SpikeverseError(f"--workers {workers} needs --device cpu (on {dev.type} the settings run one "
-                                  f"after another)")
-        workers = 1
-    n_settings = len(ts) * len(ps) * len(rs)
-    workers = max(1, min(int(workers or os.cpu_count() or 1), n_settings + 1))
-    if workers > 1 and not _spawn_safe():
-        warnings.warn("the main program has no file the worker processes could start from (stdin?); "
-                      "evaluating in this process (workers=1)", RuntimeWarning, stacklevel=2)
-        workers = 1
+    workers = _workers(workers, dev, len(ts) * len(ps) * len(rs))
 
     ann, env_id, source = load_source(run_dir, device=dev)
     ann.eval()
@@ -308,40 +296,62 @@ def run_sweep(run_dir: str | Path, *, timesteps: Sequence[int] = DEFAULT_TIMESTE
 
     dqn_scores = results[("dqn",)]["scores"]
     dqn = {**summarize(dqn_scores), "scores": dqn_scores}
-    rows = []
-    for r in rs:
-        for p in ps:
-            for T in ts:
-                res = results[(p, T, r)]
-                s = summarize(res["scores"])
-                test = compare(dqn_scores, res["scores"])
-                rows.append(dict(percentile=p, timesteps=T, readout=r, mean=s["mean"], std=s["std"],
-                                 pct_of_dqn=None if dqn["mean"] == 0 else 100.0 * s["mean"] / dqn["mean"],
-                                 p_value=test["p_value"], t=test["t"], conversion_rate=res["conversion_rate"],
-                                 synops_per_decision=res["synops_per_decision"],
-                                 energy_uJ_per_decision=res["energy_uJ_per_decision"], scores=res["scores"]))
+    rows = [_row(results[(p, T, r)], dqn, p, T, r) for r in rs for p in ps for T in ts]
     corr = {r: pearson([w["mean"] for w in rows if w["readout"] == r],
                        [w["conversion_rate"] for w in rows if w["readout"] == r]) for r in rs}
     if len(rs) > 1:
         corr["all"] = pearson([w["mean"] for w in rows], [w["conversion_rate"] for w in rows])
-    best = {r: _best([w for w in rows if w["readout"] == r]) for r in rs}
-    table1 = [dict(agent="DQN", readout=None, percentile=None, timesteps=None, mean=dqn["mean"], std=dqn["std"],
-                   pct_of_dqn=100.0, p_value=None, conversion_rate=None, best=False)]
-    table1 += [dict(agent="SNN", readout=w["readout"], percentile=w["percentile"], timesteps=w["timesteps"],
-                    mean=w["mean"], std=w["std"], pct_of_dqn=w["pct_of_dqn"], p_value=w["p_value"],
-                    conversion_rate=w["conversion_rate"], best=w is best[w["readout"]]) for w in rows]
     out = dict(env=env_id, method=method, source=source, episodes=int(episodes), seed=seed, frames=frames,
                epsilon=epsilon, timesteps=ts, percentiles=ps, readouts=rs, workers=workers, device=str(dev),
                lambdas={f"{p:g}": infos[p]["lambdas"] for p in ps},
                collection=dict(frames=stats.frames, epsilon=epsilon, seed=seed, episodes_finished=stats.episodes,
                                mean_return=float(np.mean(stats.returns)) if stats.returns else None,
                                input_range=[stats.input_min, stats.input_max]),
-               dqn=dqn, rows=rows, pearson=corr, table1=table1)
+               dqn=dqn, rows=rows, pearson=corr, table1=_table1(dqn, rows, rs))
     out["wall_s"] = round(time.perf_counter() - t0, 2)
     out = _json_safe(out)
     if plot_dir is not None:
         out["files"] = write_outputs(out, plot_dir)
     return out
+
+
+def _workers(workers: int | None, dev: torch.device, n_settings: int) -> int:
+    """How many processes evaluate the settings: ``workers`` (default: every core) on the CPU, at
+    most one per evaluation; one on CUDA, or when the main program cannot be spawned (stdin)."""
+    if workers is not None and (int(workers) != workers or workers < 1):
+        raise SpikeverseError(f"workers must be an integer >= 1, got {workers}")
+    if dev.type != "cpu":
+        if workers is not None and workers > 1:
+            raise SpikeverseError(f"--workers {workers} needs --device cpu (on {dev.type} the settings run one "
+                                  f"after another)")
+        return 1
+    workers = max(1, min(int(workers or os.cpu_count() or 1), n_settings + 1))
+    if workers > 1 and not _spawn_safe():
+        warnings.warn("the main program has no file the worker processes could start from (stdin?); "
+                      "evaluating in this process (workers=1)", RuntimeWarning, stacklevel=2)
+        return 1
+    return workers
+
+
+def _row(res: dict[str, Any], dqn: dict[str, Any], p: float, T: int, r: str) -> dict[str, Any]:
+    """One setting's line: its score against the DQN's (% and Welch's test), conversion rate, cost."""
+    s = summarize(res["scores"])
+    test = compare(dqn["scores"], res["scores"])
+    return dict(percentile=p, timesteps=T, readout=r, mean=s["mean"], std=s["std"],
+                pct_of_dqn=None if dqn["mean"] == 0 else 100.0 * s["mean"] / dqn["mean"],
+                p_value=test["p_value"], t=test["t"], conversion_rate=res["conversion_rate"],
+                synops_per_decision=res["synops_per_decision"],
+                energy_uJ_per_decision=res["energy_uJ_per_decision"], scores=res["scores"])
+
+
+def _table1(dqn: dict[str, Any], rows: list[dict[str, Any]], readouts: Sequence[str]) -> list[dict[str, Any]]:
+    """Seed 001's Table 1: the DQN, then every setting, the best per readout flagged."""
+    best = {r: _best([w for w in rows if w["readout"] == r]) for r in readouts}
+    table = [dict(agent="DQN", readout=None, percentile=None, timesteps=None, mean=dqn["mean"], std=dqn["std"],
+                  pct_of_dqn=100.0, p_value=None, conversion_rate=None, best=False)]
+    return table + [dict(agent="SNN", readout=w["readout"], percentile=w["percentile"], timesteps=w["timesteps"],
+                         mean=w["mean"], std=w["std"], pct_of_dqn=w["pct_of_dqn"], p_value=w["p_value"],
+                         conversion_rate=w["conversion_rate"], best=w is best[w["readout"]]) for w in rows]
 
 
 def _json_safe(x):
