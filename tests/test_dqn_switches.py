@@ -174,7 +174,7 @@ def _td_targets(rec, gamma_power, double):
 
 
 def test_nstep_on_stores_the_discounted_3_step_return_and_bootstraps_with_gamma_cubed(tmp_path, spy):
-    cfg = _train(tmp_path, nstep=3, gamma=0.9)
+    _train(tmp_path, nstep=3, gamma=0.9)
     g = 0.9
     buf = spy["buffer"]
     n = len(buf)
