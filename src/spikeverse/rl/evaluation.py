@@ -11,11 +11,15 @@ environments run side by side. Several environments are stepped together so that
 a batch of observations per call (this matters for spiking policies that simulate T steps).
 With ``shadow`` given, the shadow policy's greedy action on the same observation is compared
 with the acting policy's greedy action: the conversion rate CR = E / NA of seed 001 eq. 18.
+With ``observe`` given (e.g. an ``envs.perturbations.Perturbation``), the acting policy sees
+``observe(obs, episode ids, decision indices)`` instead of the observation; the shadow, and
+the environment, keep the clean one.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -119,6 +123,7 @@ def evaluate(
     env_kwargs: dict | None = None,
     progress=None,
     desc: str | None = None,
+    observe: Callable[[np.ndarray, list[int], list[int]], np.ndarray] | None = None,
 ) -> EvalResult:
     """Play ``episodes`` episodes with ``policy`` under the seed 001 protocol.
 
@@ -135,7 +140,7 @@ def evaluate(
     ]
     report = reporter(progress, episodes, desc or f"evaluate {env_id}", unit="episode")
     try:
-        results = _play(runners, policy, shadow, epsilon, report)
+        results = _play(runners, policy, shadow, epsilon, report, observe)
     finally:
         report.close()
     for r in runners:
@@ -156,15 +161,18 @@ def evaluate(
 
 
 def _play(runners: list[_Episode], policy: Policy, shadow: Policy | None, epsilon: float,
-          report) -> dict[int, tuple[float, int, int, int]]:
+          report, observe=None) -> dict[int, tuple[float, int, int, int]]:
     """Step every runner until its episodes are done; per episode (return, length, agreeing
     decisions, decisions). One ``q_values`` call per step for the batch of running envs."""
     results: dict[int, tuple[float, int, int, int]] = {}
     active = [r for r in runners if r.start()]
     while active:
-        obs = torch.as_tensor(np.stack([r.obs for r in active]), device=policy.device)
+        clean = np.stack([r.obs for r in active])
+        seen = clean if observe is None else observe(clean, [r.id for r in active], [r.decisions for r in active])
+        obs = torch.as_tensor(clean, device=policy.device)
         with torch.no_grad():
-            greedy = policy.q_values(obs).argmax(-1).cpu().numpy()
+            greedy = policy.q_values(obs if observe is None else torch.as_tensor(seen, device=policy.device))
+            greedy = greedy.argmax(-1).cpu().numpy()
             shadow_greedy = shadow.q_values(obs.to(shadow.device)).argmax(-1).cpu().numpy() if shadow is not None else None
         still = []
         for i, r in enumerate(active):
