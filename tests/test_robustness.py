@@ -1,0 +1,100 @@
+"""The robustness study (issue 13): `spikeverse robustness` end to end on tiny saved agents."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from spikeverse.cli.app import main
+from spikeverse.study import robustness
+
+DATA = Path(__file__).parent / "data" / "legacy_runs"
+Q = ["--no-progress"]
+
+
+@pytest.fixture()
+def agents(tmp_path, monkeypatch, one_thread):
+    """Copies of tiny saved agents (a DQN, its converted SNN, an ES SNN, a tabular Taxi agent)."""
+    shutil.copytree(DATA, tmp_path / "tests" / "data" / "legacy_runs")
+    monkeypatch.chdir(tmp_path)
+    return {k: f"tests/data/legacy_runs/{k}" for k in ("dqn", "snn", "es", "tabular")}
+
+
+def _run(args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured
+
+
+def test_strength_zero_is_the_clean_evaluation_and_every_agent_sees_the_same_draws(agents, capsys, tmp_path):
+    a = agents
+    code, _ = _run(["robustness", a["dqn"], a["snn"], a["dqn"], "--env", "CartPole-v1", "--perturb", "gaussian:0,1,3",
+                    "--perturb", "occlusion-variable:2", "--episodes", "4", "--seed", "5", "--out", "r", *Q], capsys)
+    assert code == 0
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    rows = {(r["agent"], r["kind"], r["strength"]): r for r in res["rows"]}
+    code, cap = _run(["evaluate", a["dqn"], "--episodes", "4", "--seed", "5", "--json", *Q], capsys)
+    clean = json.loads(cap.out.strip().splitlines()[-1])
+    assert rows[(0, "clean", 0.0)]["scores"] == clean["scores"]  # spikeverse evaluate on the same seeds
+    assert rows[(0, "gaussian", 0.0)]["scores"] == clean["scores"]  # strength 0 leaves the frames as they are
+    for key in [(k, s) for k, s in (("gaussian", 1.0), ("gaussian", 3.0), ("occlusion", 2.0))]:
+        assert rows[(0, *key)]["scores"] == rows[(2, *key)]["scores"]  # the same agent twice: the same draws
+    assert rows[(0, "gaussian", 3.0)]["agreement"] < 1.0  # strong noise changes some of the DQN's decisions
+    assert rows[(1, "clean", 0.0)]["energy_uJ_per_decision"] > 0
+    assert res["config"]["reference"] == ["ann", a["snn"]]  # the SNN's own ANN
+    assert {w["a"] for w in res["welch"]} == {0, 1}
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "gaussian-additive" in text and "Welch" in text
+    assert (tmp_path / "r" / "results.csv").read_text().splitlines()[0].startswith("agent,kind,mode,strength")
+
+
+def test_a_rerun_keeps_finished_cells_and_redoes_lost_ones(agents, capsys, tmp_path, monkeypatch):
+    args = ["robustness", agents["dqn"], agents["es"], "--env", "CartPole-v1", "--perturb", "saltpepper:0.1,0.3",
+            "--episodes", "3", "--reference", agents["dqn"], "--out", "r", *Q]
+    assert _run(args, capsys)[0] == 0
+    first = json.loads((tmp_path / "r" / "results.json").read_text())
+    cells = sorted((tmp_path / "r" / "cells").iterdir())
+    assert len(cells) == 2 * 3
+    cells[0].unlink()  # as if the run had been killed while playing this cell
+    calls = []
+    real = robustness._run_cell
+    monkeypatch.setattr(robustness, "_run_cell", lambda payload, cell: calls.append(cell) or real(payload, cell))
+    assert _run(args, capsys)[0] == 0
+    assert len(calls) == 1  # only the lost cell is played again
+    assert json.loads((tmp_path / "r" / "results.json").read_text()) == first
+
+
+def test_the_figures_are_drawn(agents, capsys, tmp_path):
+    assert _run(["robustness", agents["dqn"], "--env", "CartPole-v1", "--perturb", "gaussian:0,1", "--episodes", "2",
+                 "--out", "r", "--plot", *Q], capsys)[0] == 0
+    assert {p.name for p in (tmp_path / "r" / "figures").iterdir()} == {"score_vs_strength.png",
+                                                                         "agreement_vs_strength.png"}
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--perturb", "blur:1"], "unknown perturbation"),
+    (["--perturb", "occlusion-bottom:1"], "vector observations take"),
+    (["--perturb", "occlusion-variable:4"], "does not fit"),
+    (["--perturb", "gaussian:-1"], "finite and >= 0"),
+    (["--perturb", "gaussian:1", "--episodes", "1"], "--episodes"),
+    (["--perturb", "gaussian:1", "--env", "MountainCar-v0"], "not MountainCar-v0"),
+])
+def test_bad_input_is_one_line_and_exit_2_before_any_play(agents, capsys, tmp_path, extra, words):
+    args = ["robustness", agents["dqn"], "--out", "bad", "--episodes", "2", *Q]
+    if "--env" not in extra:
+        args += ["--env", "CartPole-v1"]
+    code, cap = _run(args + extra, capsys)
+    assert code == 2 and words in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad" / "cells").exists()
+
+
+def test_discrete_observations_and_another_study_in_out_are_refused(agents, capsys, tmp_path):
+    code, cap = _run(["robustness", agents["tabular"], "--env", "Taxi-v3", "--perturb", "gaussian:1",
+                      "--reference", agents["dqn"], "--out", "t", *Q], capsys)
+    assert code == 2 and len(cap.err.strip().splitlines()) == 1
+    assert _run(["robustness", agents["dqn"], "--env", "CartPole-v1", "--perturb", "gaussian:1", "--episodes", "2",
+                 "--out", "r", *Q], capsys)[0] == 0
+    code, cap = _run(["robustness", agents["dqn"], "--env", "CartPole-v1", "--perturb", "gaussian:2",
+                      "--episodes", "2", "--out", "r", *Q], capsys)
+    assert code == 2 and "another robustness study" in cap.err
