@@ -98,3 +98,32 @@ def test_discrete_observations_and_another_study_in_out_are_refused(agents, caps
     code, cap = _run(["robustness", agents["dqn"], "--env", "CartPole-v1", "--perturb", "gaussian:2",
                       "--episodes", "2", "--out", "r", *Q], capsys)
     assert code == 2 and "another robustness study" in cap.err
+
+
+def test_a_run_killed_mid_way_resumes_to_the_same_results(agents, capsys, tmp_path):
+    """SIGKILL after the first finished cell; the rerun plays the rest; results equal an unbroken run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["robustness", agents["dqn"], agents["snn"], "--env", "CartPole-v1", "--perturb", "gaussian:0.5,1,2",
+            "--episodes", "6", *Q]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "spikeverse.cli", *args, "--out", "killed"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cells = tmp_path / "killed" / "cells"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (cells.is_dir() and any(cells.glob("*.json"))):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(cells.glob("*.json")))
+    assert 1 <= done < 8  # killed mid-way
+    assert all(json.loads(c.read_text())["scores"] for c in cells.glob("*.json"))  # no half-written cell
+    assert _run([*args, "--out", "killed"], capsys)[0] == 0
+    assert _run([*args, "--out", "whole"], capsys)[0] == 0
+    strip = lambda d: {k: v for k, v in d.items() if k != "config"}  # noqa: E731 (the out paths differ)
+    assert strip(json.loads((tmp_path / "killed" / "results.json").read_text())) == \
+        strip(json.loads((tmp_path / "whole" / "results.json").read_text()))
