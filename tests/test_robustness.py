@@ -127,3 +127,18 @@ def test_a_run_killed_mid_way_resumes_to_the_same_results(agents, capsys, tmp_pa
     strip = lambda d: {k: v for k, v in d.items() if k != "config"}  # noqa: E731 (the out paths differ)
     assert strip(json.loads((tmp_path / "killed" / "results.json").read_text())) == \
         strip(json.loads((tmp_path / "whole" / "results.json").read_text()))
+
+
+def test_fgsm_transfer_and_white_box_cells_and_the_refusal_without_a_gradient(agents, capsys, tmp_path):
+    code, _ = _run(["robustness", agents["dqn"], agents["snn"], agents["es"], "--env", "CartPole-v1",
+                    "--perturb", "fgsm-transfer:0,2", "--episodes", "3", "--out", "f", *Q], capsys)
+    assert code == 0  # transfer: the reference's gradient attacks even the gradient-free ES SNN
+    rows = {(r["agent"], r["kind"], r["strength"]): r for r in json.loads((tmp_path / "f" / "results.json").read_text())["rows"]}
+    assert rows[(0, "fgsm", 0.0)]["scores"] == rows[(0, "clean", 0.0)]["scores"]
+    assert rows[(0, "fgsm", 2.0)]["agreement"] < 1.0
+    code, _ = _run(["robustness", agents["dqn"], agents["snn"], "--env", "CartPole-v1", "--perturb",
+                    "fgsm-white-box:0.5", "--episodes", "2", "--out", "w", *Q], capsys)
+    assert code == 0
+    code, cap = _run(["robustness", agents["dqn"], agents["es"], "--env", "CartPole-v1", "--perturb",
+                      "fgsm-white-box:0.5", "--episodes", "2", "--out", "x", *Q], capsys)
+    assert code == 2 and "needs the gradient" in cap.err and not (tmp_path / "x").exists()

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikeverse.convert.graph import FlatQNetwork
 from spikeverse.convert.spiking import SpikingQNetwork, readout
 from spikeverse.errors import SpikeverseError
 from spikeverse.rl.networks import QNetwork
@@ -52,10 +53,11 @@ def unwrap(policy: Any) -> Any:
     return policy
 
 
-def gradient_network(policy: Any) -> QNetwork | SpikingQNetwork | None:
-    """The differentiable network behind ``policy`` (:func:`unwrap`), or None: Q(x) has no gradient."""
+def gradient_network(policy: Any) -> QNetwork | FlatQNetwork | SpikingQNetwork | None:
+    """The differentiable network behind ``policy`` (:func:`unwrap`), or None: Q(x) has no gradient.
+    A ``FlatQNetwork`` is the ANN a converted SNN keeps of its source DQN (the study's reference)."""
     net = unwrap(policy)
-    return net if isinstance(net, (QNetwork, SpikingQNetwork)) else None
+    return net if isinstance(net, (QNetwork, FlatQNetwork, SpikingQNetwork)) else None
 
 
 def surrogate_q_values(snn: SpikingQNetwork, x: torch.Tensor, spike_fn: nn.Module) -> torch.Tensor:

@@ -15,7 +15,7 @@ from spikeverse.cli.app import app
 def robustness(
     agents: List[Path] = typer.Argument(..., help="Saved agents (any that spikeverse evaluate plays), in one env."),
     env: str = typer.Option(..., "--env", help="Environment id; every agent must play it."),
-    perturb: List[str] = typer.Option(..., "--perturb", help="KIND[-MODE]:STRENGTHS, repeatable: gaussian:0,0.1,0.2 (sigma / feature std; images: / intensity range), saltpepper:0:0.2:0.05 (fraction), occlusion-bottom|top|patch:K (image rows or patch side), occlusion-variable:I (vector variable I set to 0)."),
+    perturb: List[str] = typer.Option(..., "--perturb", help="KIND[-MODE]:STRENGTHS, repeatable: gaussian:0,0.1,0.2 (sigma / feature std; images: / intensity range), saltpepper:0:0.2:0.05 (fraction), occlusion-bottom|top|patch:K (image rows or patch side), occlusion-variable:I (vector variable I set to 0), fgsm-transfer|white-box:EPS (the reference's or the agent's own gradient)."),
     episodes: int = typer.Option(50, help="Episodes per cell (agent x perturbation x strength)."),
     seed: int = typer.Option(0, help="Evaluation seed: the same episodes and perturbation draws for every agent."),
     epsilon: float = typer.Option(0.05, help="Epsilon of the evaluation protocol (seed 001)."),

@@ -30,17 +30,18 @@ from spikeverse.runtime import derive_seed
 MODES = {"gaussian": ("additive",), "saltpepper": ("impulse",), "occlusion": ("bottom", "top", "patch", "variable")}
 
 
-def parse_spec(spec: str) -> tuple[str, str, list[float]]:
+def parse_spec(spec: str, modes: dict[str, tuple[str, ...]] = MODES) -> tuple[str, str, list[float]]:
     """``KIND[-MODE]:STRENGTHS`` -> (kind, mode, strengths): strengths a comma-separated list
     (``gaussian:0,0.1,0.2``) or a range ``START:STOP:STEP`` with STOP included
-    (``occlusion-bottom:0:9:1``); e.g. ``occlusion-variable:2`` masks variable 2."""
+    (``occlusion-bottom:0:9:1``); e.g. ``occlusion-variable:2`` masks variable 2. ``modes``: the
+    kinds known and their modes (the first is the default), e.g. with ``analysis.adversarial``'s fgsm."""
     head, sep, rest = spec.partition(":")
     kind, _, mode = head.partition("-")
-    if kind not in MODES:
-        raise SpikeverseError(f"unknown perturbation {kind!r} in {spec!r} (choose from {', '.join(MODES)})")
-    mode = mode or MODES[kind][0]
-    if mode not in MODES[kind]:
-        raise SpikeverseError(f"{kind} has no mode {mode!r} (choose from {', '.join(MODES[kind])})")
+    if kind not in modes:
+        raise SpikeverseError(f"unknown perturbation {kind!r} in {spec!r} (choose from {', '.join(modes)})")
+    mode = mode or modes[kind][0]
+    if mode not in modes[kind]:
+        raise SpikeverseError(f"{kind} has no mode {mode!r} (choose from {', '.join(modes[kind])})")
     if not sep or not rest.strip():
         raise SpikeverseError(f"--perturb {spec!r} gives no strengths (e.g. {kind}:0,0.1,0.2)")
     try:

@@ -30,12 +30,14 @@ import numpy as np
 import torch
 
 from spikeverse.agents import load_policy
+from spikeverse.analysis.adversarial import FGSM, gradient_network
+from spikeverse.analysis.adversarial import MODES as FGSM_MODES
 from spikeverse.analysis.evaluate import evaluate_agent
 from spikeverse.analysis.robustness_plots import robustness_figures
 from spikeverse.analysis.statistics import compare, summarize
 from spikeverse.convert.io import load_ann
 from spikeverse.envs import make
-from spikeverse.envs.perturbations import Perturbation, parse_spec
+from spikeverse.envs.perturbations import MODES, Perturbation, parse_spec
 from spikeverse.errors import SpikeverseError
 from spikeverse.evo.executor import make_executor
 from spikeverse.io.checkpoint import atomic_write_text
@@ -43,6 +45,7 @@ from spikeverse.io.rundir import read_config, write_config
 from spikeverse.progress import Progress, announce
 
 CELLS = "cells"
+KINDS = {**MODES, "fgsm": FGSM_MODES}  # fgsm-transfer: the reference's gradient; fgsm-white-box: the agent's own
 FIELDS = ("agent", "kind", "mode", "strength", "n", "mean", "ci95_low", "ci95_high", "relative", "agreement",
           "spikes_per_decision", "energy_uJ_per_decision")
 
@@ -108,11 +111,15 @@ def _run_cell(payload: dict[str, Any], cell: tuple[int, str, str, float]) -> dic
     torch.set_num_threads(1)
     agent = _load("policy", payload["agents"][i])
     reference = _load(*payload["reference"])
-    observe = None
-    if kind != "clean":
-        b = payload["bounds"]
-        observe = Perturbation(kind, mode, strength, np.asarray(b["low"]), np.asarray(b["high"]),
-                               scale=np.asarray(b["scale"]), seed=payload["seed"], dtype=np.dtype(b["dtype"]))
+    b = payload["bounds"]
+    bounds = dict(low=np.asarray(b["low"]), high=np.asarray(b["high"]), scale=np.asarray(b["scale"]),
+                  dtype=np.dtype(b["dtype"]))
+    if kind == "clean":
+        observe = None
+    elif kind == "fgsm":
+        observe = FGSM(mode, strength, network=reference if mode == "transfer" else agent, **bounds)
+    else:
+        observe = Perturbation(kind, mode, strength, seed=payload["seed"], **bounds)
     ev = evaluate_agent(agent, payload["env_id"], shadow=reference, play_shadow=False, episodes=payload["episodes"],
                         seed=payload["seed"], epsilon=payload["epsilon"], observe=observe, progress=False)
     return dict(agent=i, kind=kind, mode=mode, strength=strength, scores=ev.result.scores,
@@ -132,7 +139,7 @@ def _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference) -
         raise SpikeverseError(f"--epsilon must be in [0, 1], got {epsilon}")
     if Path(out).exists() and not Path(out).is_dir():
         raise SpikeverseError(f"{out} is a file, not a run directory; use another --out")
-    grid = [parse_spec(s) for s in specs]
+    grid = [parse_spec(s, KINDS) for s in specs]
     if not grid:
         raise SpikeverseError("give at least one --perturb KIND:STRENGTHS")
     env = make(env_id)  # an unknown env id is refused here
@@ -144,7 +151,8 @@ def _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference) -
         env.close()
     for kind, mode, strengths in grid:  # a strength the observations cannot take
         for s in strengths:
-            Perturbation(kind, mode, s, np.zeros(shape), np.ones(shape))
+            if kind != "fgsm":
+                Perturbation(kind, mode, s, np.zeros(shape), np.ones(shape))
     metas = []
     for d in [*agent_dirs, *([] if reference is None else [reference])]:
         meta = load_policy(d)[1]
@@ -169,6 +177,13 @@ def run_robustness(agent_dirs: Sequence[str | Path], env_id: str, specs: Sequenc
     if old is not None and old != config:
         raise SpikeverseError(f"{out} holds another robustness study (other agents, perturbations or protocol); "
                               f"use another --out")
+    modes = {m for k, m, _ in grid if k == "fgsm"}
+    need = ([("reference", ref)] if "transfer" in modes else []) + \
+        ([(str(d), ("policy", str(d))) for d in agent_dirs] if "white-box" in modes else [])
+    for name, source in need:  # before any play: fgsm needs a gradient
+        if gradient_network(_load(*source)) is None:
+            raise SpikeverseError(f"fgsm-{'transfer' if name == 'reference' else 'white-box'} needs the gradient of "
+                                  f"{name} ({type(_load(*source)).__name__} has none: a DQN, DSQN or converted SNN has)")
     observed = _observed_range(_load(*ref), env_id, int(episodes), int(seed), float(epsilon))
     low, high, scale, dtype = _bounds(env_id, observed)
     cells = [(i, "clean", "none", 0.0) for i in range(len(agent_dirs))]
