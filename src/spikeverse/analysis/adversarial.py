@@ -37,6 +37,7 @@ from torch import nn
 
 from spikeverse.convert.graph import FlatQNetwork
 from spikeverse.convert.spiking import SpikingQNetwork, readout
+from spikeverse.envs.perturbations import valid_range
 from spikeverse.errors import SpikeverseError
 from spikeverse.rl.networks import QNetwork
 from spikeverse.snn.cost import CostMonitor
@@ -141,11 +142,7 @@ class FGSM:
             raise SpikeverseError(f"fgsm has no mode {self.mode!r} (choose from {', '.join(MODES)})")
         if not (np.isfinite(self.strength) and self.strength >= 0):
             raise SpikeverseError(f"fgsm: eps must be finite and >= 0, got {self.strength}")
-        self.low, self.high = np.asarray(self.low, np.float64), np.asarray(self.high, np.float64)
-        if self.low.shape != self.high.shape or not (np.isfinite(self.low).all() and np.isfinite(self.high).all()):
-            raise SpikeverseError("fgsm needs finite low and high bounds of the observation's shape")
-        self.scale = self.high - self.low if self.scale is None else np.broadcast_to(
-            np.asarray(self.scale, np.float64), self.low.shape)
+        self.low, self.high, self.scale = valid_range(self.low, self.high, self.scale, "fgsm")
         self.dtype = np.dtype(self.dtype)
         self.net = gradient_network(self.network)
         if self.net is None:

@@ -66,6 +66,16 @@ def parse_spec(spec: str, modes: dict[str, tuple[str, ...]] = MODES) -> tuple[st
     return kind, mode, strengths
 
 
+def valid_range(low, high, scale=None, what: str = "a perturbation") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(low, high, scale) as float64 arrays of one shape: the bounds must be finite; the scale
+    (units of the strength) defaults to high - low."""
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    if low.shape != high.shape or not (np.isfinite(low).all() and np.isfinite(high).all()):
+        raise SpikeverseError(f"{what} needs finite low and high bounds of the observation's shape")
+    scale = high - low if scale is None else np.broadcast_to(np.asarray(scale, np.float64), low.shape)
+    return low, high, scale
+
+
 @dataclass
 class Perturbation:
     """One (kind, mode, strength) applied to batches of observations shaped like ``low``.
@@ -85,11 +95,7 @@ class Perturbation:
     def __post_init__(self):
         if self.kind not in MODES or self.mode not in MODES[self.kind]:
             raise SpikeverseError(f"unknown perturbation {self.kind}-{self.mode}")
-        self.low, self.high = np.asarray(self.low, np.float64), np.asarray(self.high, np.float64)
-        if self.low.shape != self.high.shape or not (np.isfinite(self.low).all() and np.isfinite(self.high).all()):
-            raise SpikeverseError("a perturbation needs finite low and high bounds of the observation's shape")
-        self.scale = self.high - self.low if self.scale is None else np.broadcast_to(
-            np.asarray(self.scale, np.float64), self.low.shape)
+        self.low, self.high, self.scale = valid_range(self.low, self.high, self.scale)
         image = self.low.ndim >= 2
         if self.kind == "occlusion":
             if self.mode == "variable" and image:

@@ -85,14 +85,9 @@ def _observed_range(reference, env_id: str, episodes: int, seed: int, epsilon: f
     return dict(min=x.min(0).tolist(), max=x.max(0).tolist(), std=x.std(0).tolist())
 
 
-def _bounds(env_id: str, observed: dict[str, list]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.dtype]:
+def _bounds(space, observed: dict[str, list]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.dtype]:
     """The valid range (the space's bounds; the observed range where they are infinite), the
     gaussian scale (vector observations: the observed std; images: high - low) and the dtype."""
-    env = make(env_id)
-    try:
-        space = env.observation_space
-    finally:
-        env.close()
     shape = space.shape
     low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
     lo, hi = np.asarray(observed["min"]).reshape(shape), np.asarray(observed["max"]).reshape(shape)
@@ -127,8 +122,9 @@ def _run_cell(payload: dict[str, Any], cell: tuple[int, str, str, float]) -> dic
                 energy_uJ_per_decision=ev.cost.get("energy_uJ_per_decision"))
 
 
-def _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference) -> tuple[list, list[dict]]:
-    """Every argument, before any play: the grid of perturbations and the agents' metadata."""
+def _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference) -> tuple[list, list[dict], Any]:
+    """Every argument, before any play: the grid of perturbations, the agents' metadata and the
+    env's observation space (the agents stay loaded for this process's cells)."""
     if not agent_dirs:
         raise SpikeverseError("give at least one agent directory")
     if int(episodes) != episodes or episodes < 2:
@@ -146,20 +142,21 @@ def _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference) -
     try:
         if not hasattr(env.observation_space, "low"):
             raise SpikeverseError(f"{env_id} has discrete observations: perturbing them makes no sense")
-        shape = env.observation_space.shape
+        space = env.observation_space
     finally:
         env.close()
     for kind, mode, strengths in grid:  # a strength the observations cannot take
         for s in strengths:
             if kind != "fgsm":
-                Perturbation(kind, mode, s, np.zeros(shape), np.ones(shape))
+                Perturbation(kind, mode, s, np.zeros(space.shape), np.ones(space.shape))
     metas = []
     for d in [*agent_dirs, *([] if reference is None else [reference])]:
-        meta = load_policy(d)[1]
+        policy, meta = load_policy(d)
+        _LOADED[("policy", str(d))] = policy
         if meta.get("env_id") != env_id:
             raise SpikeverseError(f"{d} plays {meta.get('env_id')}, not {env_id}")
         metas.append(meta)
-    return grid, metas[:len(agent_dirs)]
+    return grid, metas[:len(agent_dirs)], space
 
 
 def run_robustness(agent_dirs: Sequence[str | Path], env_id: str, specs: Sequence[str], out: str | Path, *,
@@ -169,7 +166,7 @@ def run_robustness(agent_dirs: Sequence[str | Path], env_id: str, specs: Sequenc
     """Run (or resume) the study into ``out`` and return results.json's content."""
     agent_dirs = [Path(d) for d in agent_dirs]
     out = Path(out)
-    grid, metas = _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference)
+    grid, metas, space = _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference)
     ref = _reference_source(agent_dirs, metas, None if reference is None else Path(reference))
     config = dict(agents=[str(d) for d in agent_dirs], env=env_id, perturb=list(specs), episodes=int(episodes),
                   seed=int(seed), epsilon=float(epsilon), reference=list(ref))
@@ -185,7 +182,7 @@ def run_robustness(agent_dirs: Sequence[str | Path], env_id: str, specs: Sequenc
             raise SpikeverseError(f"fgsm-{'transfer' if name == 'reference' else 'white-box'} needs the gradient of "
                                   f"{name} ({type(_load(*source)).__name__} has none: a DQN, DSQN or converted SNN has)")
     observed = _observed_range(_load(*ref), env_id, int(episodes), int(seed), float(epsilon))
-    low, high, scale, dtype = _bounds(env_id, observed)
+    low, high, scale, dtype = _bounds(space, observed)
     cells = [(i, "clean", "none", 0.0) for i in range(len(agent_dirs))]
     cells += [(i, k, m, s) for i in range(len(agent_dirs)) for k, m, ss in grid for s in ss]
     out.mkdir(parents=True, exist_ok=True)
