@@ -21,6 +21,13 @@ def agents(tmp_path, monkeypatch, one_thread):
     return {k: f"tests/data/legacy_runs/{k}" for k in ("dqn", "snn", "es", "tabular")}
 
 
+def _timeless(res: dict, drop=("wall_s",)) -> dict:
+    """results.json without what differs between equal runs: wall times (and ``drop``'s other keys)."""
+    out = {k: v for k, v in res.items() if k not in drop}
+    out["rows"] = [{k: v for k, v in r.items() if k not in drop} for r in res["rows"]]
+    return out
+
+
 def _run(args, capsys):
     code = main([str(a) for a in args])
     captured = capsys.readouterr()
@@ -62,7 +69,7 @@ def test_a_rerun_keeps_finished_cells_and_redoes_lost_ones(agents, capsys, tmp_p
     monkeypatch.setattr(robustness, "_run_cell", lambda payload, cell: calls.append(cell) or real(payload, cell))
     assert _run(args, capsys)[0] == 0
     assert len(calls) == 1  # only the lost cell is played again
-    assert json.loads((tmp_path / "r" / "results.json").read_text()) == first
+    assert _timeless(json.loads((tmp_path / "r" / "results.json").read_text())) == _timeless(first)
 
 
 def test_the_figures_are_drawn(agents, capsys, tmp_path):
@@ -124,7 +131,7 @@ def test_a_run_killed_mid_way_resumes_to_the_same_results(agents, capsys, tmp_pa
     assert all(json.loads(c.read_text())["scores"] for c in cells.glob("*.json"))  # no half-written cell
     assert _run([*args, "--out", "killed"], capsys)[0] == 0
     assert _run([*args, "--out", "whole"], capsys)[0] == 0
-    strip = lambda d: {k: v for k, v in d.items() if k != "config"}  # noqa: E731 (the out paths differ)
+    strip = lambda d: _timeless(d, ("config", "wall_s"))  # noqa: E731 (the out paths differ)
     assert strip(json.loads((tmp_path / "killed" / "results.json").read_text())) == \
         strip(json.loads((tmp_path / "whole" / "results.json").read_text()))
 
@@ -142,3 +149,33 @@ def test_fgsm_transfer_and_white_box_cells_and_the_refusal_without_a_gradient(ag
     code, cap = _run(["robustness", agents["dqn"], agents["es"], "--env", "CartPole-v1", "--perturb",
                       "fgsm-white-box:0.5", "--episodes", "2", "--out", "x", *Q], capsys)
     assert code == 2 and "needs the gradient" in cap.err and not (tmp_path / "x").exists()
+
+
+def test_an_agent_at_another_T_plays_as_evaluate_does_and_num_envs_changes_nothing(agents, capsys, tmp_path):
+    a = agents
+    code, _ = _run(["robustness", a["snn"], f"{a['snn']}@3", "--env", "CartPole-v1", "--perturb", "gaussian:1",
+                    "--episodes", "3", "--seed", "2", "--out", "t", *Q], capsys)
+    assert code == 0
+    res = json.loads((tmp_path / "t" / "results.json").read_text())
+    rows = {(r["agent"], r["kind"]): r for r in res["rows"]}
+    code, cap = _run(["evaluate", a["snn"], "--timesteps", "3", "--episodes", "3", "--seed", "2", "--json", *Q], capsys)
+    at3 = json.loads(cap.out.strip().splitlines()[-1])
+    assert rows[(1, "clean")]["scores"] == at3["scores"]  # DIR@3 is the SNN played at T = 3
+    assert rows[(1, "clean")]["agreement"] == pytest.approx(at3["conversion_rate"])
+    assert rows[(1, "clean")]["spikes_per_decision"] < rows[(0, "clean")]["spikes_per_decision"]  # fewer steps
+    auc = {x["agent"]: x["relative_auc"] for x in res["relative_auc"]}
+    assert auc[0] == pytest.approx((1 + rows[(0, "gaussian")]["relative"]) / 2)  # trapezoid from (0, 1)
+    code, _ = _run(["robustness", a["snn"], f"{a['snn']}@3", "--env", "CartPole-v1", "--perturb", "gaussian:1",
+                    "--episodes", "3", "--seed", "2", "--num-envs", "1", "--out", "one", *Q], capsys)
+    assert code == 0
+    assert _timeless(json.loads((tmp_path / "one" / "results.json").read_text()), ("config", "wall_s")) == \
+        _timeless(res, ("config", "wall_s"))
+
+
+@pytest.mark.parametrize("agent, words", [("dqn@4", "spiking agents only"), ("snn@0", "DIR@T"), ("snn@x", "DIR@T")])
+def test_a_bad_agent_T_is_refused(agents, capsys, tmp_path, agent, words):
+    name, _, t = agent.partition("@")
+    code, cap = _run(["robustness", f"{agents[name]}@{t}", "--env", "CartPole-v1", "--perturb", "gaussian:1",
+                      "--episodes", "2", "--out", "bad", *Q], capsys)
+    assert code == 2 and words in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()

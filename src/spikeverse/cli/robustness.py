@@ -13,7 +13,7 @@ from spikeverse.cli.app import app
 
 @app.command()
 def robustness(
-    agents: List[Path] = typer.Argument(..., help="Saved agents (any that spikeverse evaluate plays), in one env."),
+    agents: List[str] = typer.Argument(..., help="Saved agents (any that spikeverse evaluate plays), in one env; DIR@T plays a spiking agent at T steps per decision."),
     env: str = typer.Option(..., "--env", help="Environment id; every agent must play it."),
     perturb: List[str] = typer.Option(..., "--perturb", help="KIND[-MODE]:STRENGTHS, repeatable: gaussian:0,0.1,0.2 (sigma / feature std; images: / intensity range), saltpepper:0:0.2:0.05 (fraction), occlusion-bottom|top|patch:K (image rows or patch side), occlusion-variable:I (vector variable I set to 0), fgsm-transfer|white-box:EPS (the reference's or the agent's own gradient)."),
     episodes: int = typer.Option(50, help="Episodes per cell (agent x perturbation x strength)."),
@@ -22,6 +22,7 @@ def robustness(
     reference: Optional[Path] = typer.Option(None, help="The agent whose clean-frame actions give the agreement (default: an SNN's own ANN, else the first DQN)."),
     out: Path = typer.Option(..., help="Run directory (rerunning resumes: finished cells are kept)."),
     workers: int = typer.Option(1, help="Cells played in parallel."),
+    num_envs: int = typer.Option(8, help="Environments stepped side by side in a cell (the scores do not depend on it)."),
     executor: str = typer.Option("local", help="local (processes) or ray."),
     plot: bool = typer.Option(False, "--plot/--no-plot", help="Write the figures to OUT/figures/."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
@@ -31,7 +32,8 @@ def robustness(
     from spikeverse.study.robustness import run_robustness
 
     res = run_robustness(agents, env, perturb, out, episodes=episodes, seed=seed, epsilon=epsilon,
-                         reference=reference, workers=workers, executor=executor, plot=plot, progress=progress)
+                         reference=reference, workers=workers, executor=executor, plot=plot, num_envs=num_envs,
+                         progress=progress)
     if as_json:
         typer.echo(json.dumps(res))
     else:

@@ -22,6 +22,7 @@ import csv
 import io
 import itertools
 import json
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from spikeverse.agents import load_policy
-from spikeverse.analysis.adversarial import FGSM, gradient_network
+from spikeverse.analysis.adversarial import FGSM, gradient_network, unwrap
 from spikeverse.analysis.adversarial import MODES as FGSM_MODES
 from spikeverse.analysis.evaluate import evaluate_agent
 from spikeverse.analysis.robustness_plots import robustness_figures
@@ -47,16 +48,27 @@ from spikeverse.progress import Progress, announce
 CELLS = "cells"
 KINDS = {**MODES, "fgsm": FGSM_MODES}  # fgsm-transfer: the reference's gradient; fgsm-white-box: the agent's own
 FIELDS = ("agent", "kind", "mode", "strength", "n", "mean", "ci95_low", "ci95_high", "relative", "agreement",
-          "spikes_per_decision", "energy_uJ_per_decision")
+          "spikes_per_decision", "energy_uJ_per_decision", "wall_s")
 
 
-def _reference_source(agent_dirs: Sequence[Path], metas: list[dict], reference: Path | None) -> tuple[str, str]:
-    """(how to load it, directory): ``reference`` itself, else the first SNN's own ANN, else the first DQN."""
+def split_agent(spec: str | Path) -> tuple[Path, int | None]:
+    """``DIR`` or ``DIR@T`` -> (directory, T or None): ``@T`` plays a spiking agent (converted SNN,
+    DSQN) at T simulation steps per decision instead of the T it was saved with."""
+    head, sep, tail = str(spec).rpartition("@")
+    if not sep or not head:
+        return Path(spec), None
+    if not tail.isdigit() or int(tail) < 1:
+        raise SpikeverseError(f"agent {spec!r}: write DIR@T with T a whole number of steps >= 1")
+    return Path(head), int(tail)
+
+
+def _reference_source(agent_dirs: Sequence[str], metas: list[dict], reference: Path | None) -> tuple[str, str]:
+    """(how to load it, agent): ``reference`` itself, else the first SNN's own ANN, else the first DQN."""
     if reference is not None:
         return "policy", str(reference)
     for d, m in zip(agent_dirs, metas):
         if m.get("kind") == "snn":
-            return "ann", str(d)
+            return "ann", str(split_agent(d)[0])
     for d, m in zip(agent_dirs, metas):
         if m.get("kind") == "dqn":
             return "policy", str(d)
@@ -66,9 +78,21 @@ def _reference_source(agent_dirs: Sequence[Path], metas: list[dict], reference: 
 _LOADED: dict[tuple[str, str], Any] = {}  # per process: agents loaded once
 
 
+def _load_agent(spec: str) -> tuple[Any, dict]:
+    """The policy of ``DIR`` or ``DIR@T`` (:func:`split_agent`) and its metadata."""
+    path, timesteps = split_agent(spec)
+    policy, meta = load_policy(path)
+    if timesteps is not None:
+        net = unwrap(policy)
+        if getattr(net, "timesteps", None) is None:
+            raise SpikeverseError(f"agent {spec}: @T applies to spiking agents only (converted SNNs and DSQN runs)")
+        net.timesteps = timesteps
+    return policy, meta
+
+
 def _load(how: str, path: str):
     if (how, path) not in _LOADED:
-        _LOADED[(how, path)] = load_ann(path).eval() if how == "ann" else load_policy(path)[0]
+        _LOADED[(how, path)] = load_ann(path).eval() if how == "ann" else _load_agent(path)[0]
     return _LOADED[(how, path)]
 
 
@@ -103,6 +127,7 @@ def _cell_name(agent: int, kind: str, mode: str, strength: float) -> str:
 def _run_cell(payload: dict[str, Any], cell: tuple[int, str, str, float]) -> dict[str, Any]:
     """Play one cell (agent index, kind, mode, strength); ``kind`` "clean" is the unperturbed play."""
     i, kind, mode, strength = cell
+    start = time.perf_counter()
     torch.set_num_threads(1)
     agent = _load("policy", payload["agents"][i])
     reference = _load(*payload["reference"])
@@ -116,10 +141,12 @@ def _run_cell(payload: dict[str, Any], cell: tuple[int, str, str, float]) -> dic
     else:
         observe = Perturbation(kind, mode, strength, seed=payload["seed"], **bounds)
     ev = evaluate_agent(agent, payload["env_id"], shadow=reference, play_shadow=False, episodes=payload["episodes"],
-                        seed=payload["seed"], epsilon=payload["epsilon"], observe=observe, progress=False)
+                        seed=payload["seed"], epsilon=payload["epsilon"], observe=observe,
+                        num_envs=payload.get("num_envs", 8), progress=False)
     return dict(agent=i, kind=kind, mode=mode, strength=strength, scores=ev.result.scores,
                 agreement=ev.result.conversion_rate, spikes_per_decision=ev.cost.get("spikes_per_decision"),
-                energy_uJ_per_decision=ev.cost.get("energy_uJ_per_decision"))
+                energy_uJ_per_decision=ev.cost.get("energy_uJ_per_decision"),
+                wall_s=round(time.perf_counter() - start, 3))
 
 
 def _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference) -> tuple[list, list[dict], Any]:
@@ -151,7 +178,7 @@ def _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference) -
                 Perturbation(kind, mode, s, np.zeros(space.shape), np.ones(space.shape))
     metas = []
     for d in [*agent_dirs, *([] if reference is None else [reference])]:
-        policy, meta = load_policy(d)
+        policy, meta = _load_agent(str(d))
         _LOADED[("policy", str(d))] = policy
         if meta.get("env_id") != env_id:
             raise SpikeverseError(f"{d} plays {meta.get('env_id')}, not {env_id}")
@@ -161,11 +188,16 @@ def _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference) -
 
 def run_robustness(agent_dirs: Sequence[str | Path], env_id: str, specs: Sequence[str], out: str | Path, *,
                    episodes: int = 50, seed: int = 0, epsilon: float = 0.05, reference: str | Path | None = None,
-                   workers: int = 1, executor: str = "local", plot: bool = False,
+                   workers: int = 1, executor: str = "local", plot: bool = False, num_envs: int = 8,
                    progress: bool | None = None) -> dict[str, Any]:
-    """Run (or resume) the study into ``out`` and return results.json's content."""
-    agent_dirs = [Path(d) for d in agent_dirs]
+    """Run (or resume) the study into ``out`` and return results.json's content. An agent is
+    ``DIR`` or ``DIR@T`` (a spiking agent played at T steps per decision). ``num_envs``:
+    environments stepped side by side per cell (the scores do not depend on it: episode e is
+    seeded from (seed, e) alone, ``rl.evaluation``)."""
+    agent_dirs = [str(d) for d in agent_dirs]
     out = Path(out)
+    if int(num_envs) != num_envs or num_envs < 1:
+        raise SpikeverseError(f"--num-envs must be an integer >= 1, got {num_envs}")
     grid, metas, space = _check(agent_dirs, env_id, specs, episodes, seed, epsilon, out, reference)
     ref = _reference_source(agent_dirs, metas, None if reference is None else Path(reference))
     config = dict(agents=[str(d) for d in agent_dirs], env=env_id, perturb=list(specs), episodes=int(episodes),
@@ -190,6 +222,7 @@ def run_robustness(agent_dirs: Sequence[str | Path], env_id: str, specs: Sequenc
     (out / CELLS).mkdir(exist_ok=True)
     todo = [c for c in cells if not (out / CELLS / _cell_name(*c)).is_file()]
     payload = dict(agents=config["agents"], reference=list(ref), env_id=env_id, episodes=int(episodes),
+                   num_envs=int(num_envs),
                    seed=int(seed), epsilon=float(epsilon),
                    bounds=dict(low=low.tolist(), high=high.tolist(), scale=scale.tolist(), dtype=dtype.str))
     announce(f"robustness {env_id}: {len(cells)} cells of {episodes} episodes, {len(cells) - len(todo)} done", progress)
@@ -217,14 +250,18 @@ def _collect(out: Path, cells: list, config: dict, observed: dict) -> dict[str, 
         rows.append(dict(agent=c[0], kind=c[1], mode=c[2], strength=c[3], n=s["n"], mean=s["mean"],
                          ci95_low=s["ci95_low"], ci95_high=s["ci95_high"], relative=rel, agreement=r["agreement"],
                          spikes_per_decision=r["spikes_per_decision"],
-                         energy_uJ_per_decision=r["energy_uJ_per_decision"], scores=r["scores"]))
+                         energy_uJ_per_decision=r["energy_uJ_per_decision"], wall_s=r.get("wall_s"),
+                         scores=r["scores"]))
     auc = []
     for i in range(len(config["agents"])):
         for kind, mode in dict.fromkeys((r["kind"], r["mode"]) for r in rows if r["kind"] != "clean"):
-            pts = sorted((r["strength"], r["relative"]) for r in rows
-                         if r["agent"] == i and (r["kind"], r["mode"]) == (kind, mode) and r["relative"] is not None)
-            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            area = float(np.trapezoid(ys, xs) / (xs[-1] - xs[0])) if len(xs) > 1 and xs[-1] > xs[0] else None
+            pts = dict(sorted((r["strength"], r["relative"]) for r in rows
+                              if r["agent"] == i and (r["kind"], r["mode"]) == (kind, mode) and r["relative"] is not None))
+            if clean[i] != 0:
+                pts.setdefault(0.0, 1.0)  # the clean score, relative 1, at strength 0
+            xs, ys = sorted(pts), [pts[x] for x in sorted(pts)]
+            area = (float(np.trapezoid(ys, xs) / (xs[-1] - xs[0])) if len(xs) > 1 and xs[-1] > xs[0]
+                    and mode != "variable" else None)  # occlusion-variable's "strength" is an index, not a scale
             auc.append(dict(agent=i, kind=kind, mode=mode, relative_auc=area))
     welch = []
     for a, b in itertools.combinations(range(len(config["agents"])), 2):
@@ -261,14 +298,15 @@ def markdown(results: dict[str, Any]) -> str:
              f"Agents: {', '.join(f'{i}: `{a}`' for i, a in enumerate(cfg['agents']))}; reference "
              f"{cfg['reference'][1]} ({'its ANN' if cfg['reference'][0] == 'ann' else 'as saved'}); "
              f"{cfg['episodes']} episodes per cell, evaluation seed {cfg['seed']}, epsilon {cfg['epsilon']}.", "",
-             "| agent | perturbation | strength | score (95% CI) | relative | agreement | uJ/decision |",
-             "|---|---|---|---|---|---|---|"]
+             "| agent | perturbation | strength | score (95% CI) | relative | agreement | uJ/decision | wall s |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         pert = "clean" if r["kind"] == "clean" else f"{r['kind']}-{r['mode']}"
         lines.append(f"| {names[r['agent']]} | {pert} | {r['strength']:g} | {r['mean']:.1f} "
                      f"({_f(r['ci95_low'], '.1f')}, {_f(r['ci95_high'], '.1f')}) | {_f(r['relative'])} | "
-                     f"{_f(r['agreement'])} | {_f(r['energy_uJ_per_decision'])} |")
-    lines += ["", "Area under the relative-score curve (1 = as good as clean at every strength):", "",
+                     f"{_f(r['agreement'])} | {_f(r['energy_uJ_per_decision'])} | {_f(r.get('wall_s'), '.1f')} |")
+    lines += ["", "Area under the relative-score curve from strength 0 (relative 1, the clean score) to the "
+              "largest strength, divided by that span (1 = as good as clean at every strength):", "",
               "| agent | perturbation | area |", "|---|---|---|"]
     lines += [f"| {names[a['agent']]} | {a['kind']}-{a['mode']} | {_f(a['relative_auc'])} |"
               for a in results["relative_auc"]]
