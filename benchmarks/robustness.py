@@ -15,8 +15,11 @@ same seed (benchmarks/dsqn.py, benchmarks/cartpole_es_rstdp.py). Perturbations: 
 FGSM (epsilon in the same units) with the DQN's gradient (transfer) and each agent's own
 (white-box; the ES SNN has no gradient and is left out of that study).
 
-MinAtar Breakout, one DQN (trained here, ``--dqn``): the DQN, its tan conversion at T=100 and
-T=500, its fast conversion at T=8, and a DSQN trained on the same game (``--dsqn``). Perturbations:
+MinAtar Breakout, one DQN (``--dqn``): the DQN, its tan conversion at T=100 and T=500, its fast
+conversion at T=8, and a DSQN trained on the same game (``--dsqn``). The runs of the results file
+were trained with ``spikeverse train --env MinAtar/Breakout --steps 400000 --eval-every 50000`` and
+``... --agent dsqn --timesteps 8 --steps 150000 --eval-every 25000`` and stopped after their
+evaluations at 200,000 and 75,000 frames (the time of one session); each plays its best weights. Perturbations:
 k rows hidden from the bottom (k = 0..9, Patel et al.'s protocol; MinAtar's paddle is on the
 bottom row) and from the top (the bricks), k x k patches, salt-and-pepper, gaussian (intensity
 units) and FGSM transfer and white-box.
@@ -115,6 +118,8 @@ def _versus(rows: list[dict], a: str, b: str) -> list[dict]:
     for (agent, kind, strength), ra in by.items():
         if agent != a or kind == "clean" or (b, kind, strength) not in by:
             continue
+        if strength == 0 and kind != "occlusion-variable":  # strength 0 replays the clean cell
+            continue
         rb = by[(b, kind, strength)]
         raw = _welch(ra["scores"], rb["scores"])
         rel = (_welch(np.divide(ra["scores"], clean[a]), np.divide(rb["scores"], clean[b]))
@@ -170,7 +175,7 @@ def cartpole_seed(seed: int, workers: int) -> dict:
     return dict(seed=seed, agents=[_rel(a) for a in agents], rows=rows,
                 auc=[dict(agent=k[0], kind=k[1], relative_auc=v) for k, v in aucs.items()],
                 versus=[v for x, y in CARTPOLE_PAIRS for v in _versus(rows, x, y)],
-                call_wall_s=round(a["call_wall_s"] + b["call_wall_s"], 1))
+                cells_wall_s=round(sum(r.get("wall_s") or 0 for r in a["rows"] + b["rows"]), 1))
 
 
 def cartpole(args) -> None:
@@ -183,7 +188,7 @@ def cartpole(args) -> None:
         data["summary"] = cartpole_summary(per_seed)
         plot_cartpole(data)
         write_report("robustness_cartpole", _strip_scores(data), render_cartpole)
-        print(f"seed {seed} done in {per_seed[-1]['call_wall_s']} s", flush=True)
+        print(f"seed {seed} done: {per_seed[-1]['cells_wall_s']} s of play", flush=True)
 
 
 def _strip_scores(data: dict) -> dict:
@@ -264,12 +269,16 @@ def _plot_panels(table: list[dict], path: Path, key: str, ylabel: str, title: st
             if kind != "occlusion-variable":
                 pts = [(0.0, clean)] * (not pts or pts[0][0] != 0) + pts
             xs, ys = [p[0] for p in pts], [p[1][key] for p in pts]
-            line, = ax.plot(xs, ys, marker="o", ms=3, label=agent)
+            line, = ax.plot(xs, ys, marker="o", ms=3, label=agent, ls="none" if kind == "occlusion-variable" else "-")
             if band:
                 ax.fill_between(xs, [p[1][band[0]] for p in pts], [p[1][band[1]] for p in pts],
                                 color=line.get_color(), alpha=0.15)
         ax.set_title(kind, fontsize=9)
-        ax.set_xlabel("variable index" if kind == "occlusion-variable" else "strength")
+        if kind == "occlusion-variable":  # a masked variable, not a scale
+            ax.set_xticks(range(len(CARTPOLE_VARIABLES)), [v.replace(" ", "\n", 1) for v in CARTPOLE_VARIABLES],
+                          fontsize=7)
+        else:
+            ax.set_xlabel("strength")
     for row in axes:
         row[0].set_ylabel(ylabel)
     axes.flat[len(kinds) - 1].legend(fontsize=7)
@@ -335,6 +344,13 @@ def render_cartpole(d: dict) -> str:
     md += [f"| {v['a']} | {v['b']} | {v['kind']} | {_strength(v['kind'], v['strength'])} | "
            f"{'/'.join(map(str, v['raw']))} | {'/'.join(map(str, v['relative']))} |" for v in sm["versus"]
            if v["a"] == "dqn" or v["b"] == "dsqn"]
+    md += ["", "All perturbed cells and seeds together (seed-cells where b is above / not different / below a):", "",
+           "| a | b | seed-cells | raw | relative |", "|---|---|---|---|---|"]
+    for a, b in dict.fromkeys((v["a"], v["b"]) for v in sm["versus"]):
+        vs = [v for v in sm["versus"] if (v["a"], v["b"]) == (a, b)]
+        tot = {k: [sum(v[k][i] for v in vs) for i in range(3)] for k in ("raw", "relative")}
+        md.append(f"| {a} | {b} | {sum(tot['raw'])} | {' / '.join(map(str, tot['raw']))} | "
+                  f"{' / '.join(map(str, tot['relative']))} |")
     md += ["", "## Cost: energy per decision and wall time per cell (median over seeds)", "",
            "| agent | uJ/decision (clean) | wall s per clean cell | wall s per FGSM white-box cell (largest eps) |",
            "|---|---|---|---|"]
@@ -344,8 +360,10 @@ def render_cartpole(d: dict) -> str:
         w = by.get((a, "fgsm-white-box", wb)) or {}
         md.append(f"| {a} | {_g(c['median_energy_uJ'], '.4f')} | {_g(c['median_wall_s'], '.1f')} | "
                   f"{_g(w.get('median_wall_s'), '.1f')} |")
-    md += ["", f"Wall time per seed (both studies, {_workers(d['workers'])}): " +
-           ", ".join(f"{s['seed']}: {s['call_wall_s']:.0f} s" for s in d["seeds"]) + ".", "",
+    md += ["", f"Play per seed (both studies, the wall times of their cells summed; {_workers(d['workers'])}, one "
+           "torch thread each, on a 2-core machine): " +
+           ", ".join(f"{s['seed']}: {s['cells_wall_s']:.0f} s" for s in d["seeds"]) +
+           f"; {sum(s['cells_wall_s'] for s in d['seeds']):.0f} s in all.", "",
            "![score vs strength](robustness_cartpole.png)", "",
            "![agreement vs strength](robustness_cartpole_agreement.png)", ""]
     return "\n".join(md)
@@ -398,8 +416,10 @@ def render_minatar(d: dict) -> str:
     by = {(r["agent"], r["kind"], r["strength"]): r for r in rows}
     md = ["# Robustness on MinAtar Breakout: DQN, converted SNNs at T=100 and T=500, fast at T=8, DSQN", "",
           f"`{d['command']}`", "",
-          f"One DQN ({d['dqn']['frames']} frames, kept weights from its best evaluation at {d['dqn']['best_eval_frames']}: "
-          f"{d['dqn']['best_eval_mean']:.1f}) and one DSQN ({d['dsqn']['frames']} frames, best evaluation "
+          f"One DQN ({d['dqn']['frames']} frames of `spikeverse train --env MinAtar/Breakout`, stopped there; "
+          f"kept weights from its best evaluation at {d['dqn']['best_eval_frames']}: "
+          f"{d['dqn']['best_eval_mean']:.1f}) and one DSQN (`--agent dsqn --timesteps 8`, {d['dsqn']['frames']} frames, "
+          "best evaluation "
           f"{d['dsqn']['best_eval_mean']:.1f} at {d['dsqn']['best_eval_frames']}), seed 0; the tan conversion of the "
           "DQN played at T=100 and T=500, its fast conversion (defaults) played at T=8. "
           f"{d['episodes']} episodes per cell, evaluation seed 0, epsilon 0.05, up to 30 no-ops, common random numbers; "
@@ -437,6 +457,12 @@ def render_minatar(d: dict) -> str:
             vs = [v for v in d["versus"] if (v["a"], v["b"], v["kind"]) == (a, b, kind)]
             count = lambda key, p: "/".join(str(sum(_sign(v, key, p) == s for v in vs)) for s in (1, 0, -1))  # noqa: E731
             md.append(f"| {a} | {b} | {kind} | {count('mean', 'p_raw')} | {count('rel', 'p_relative')} |")
+    md += ["", "All perturbed cells together:", "", "| a | b | cells | raw: b above / same / below | "
+           "relative: b above / same / below |", "|---|---|---|---|---|"]
+    for a, b in dict.fromkeys((v["a"], v["b"]) for v in d["versus"]):
+        vs = [v for v in d["versus"] if (v["a"], v["b"]) == (a, b)]
+        count = lambda key, p: " / ".join(str(sum(_sign(v, key, p) == s for v in vs)) for s in (1, 0, -1))  # noqa: E731
+        md.append(f"| {a} | {b} | {len(vs)} | {count('mean', 'p_raw')} | {count('rel', 'p_relative')} |")
     md += ["", "## Cost: energy per decision and wall time per cell", "",
            "| agent | uJ/decision (clean) | clean cell s | median cell s | largest cell s |", "|---|---|---|---|---|"]
     for a in agents:
