@@ -1,0 +1,203 @@
+"""Training throughput (issue 14): where a DQN update's time goes, and frames per second of the
+trainer under settings that keep the replay ratio (samples replayed per frame) of today's default.
+
+Two parts, one results file (results/throughput.{json,md}):
+
+- ``updates``: one TD update (forward online and target, Huber loss, backward, gradient clip, fused
+  Adam) of the default MinAtar Q-network at batch sizes 32..1024, one torch thread and two: ms per
+  update, ms per 32 samples (the cost of one frame at the default replay ratio), and the
+  arithmetic rate it reaches. This is the floor the trainer cannot go under without replaying less.
+- ``train``: ``spikeverse.rl.train.train_dqn`` on MinAtar Breakout for ``--frames`` frames (the
+  first 5,000 fill the replay memory) under each setting, one after another on an otherwise idle
+  machine: today's loop (``num_envs`` 1, one update of 32 per frame) and settings with ``N``
+  environments, acting batched, and the same 32 samples per frame replayed as N updates of 32 or
+  one update of 32 N. Frames per second over the whole run and its ratio to today's.
+
+Sample efficiency (the learning curve per frame under each setting) is not measured here.
+
+    python benchmarks/throughput.py updates
+    python benchmarks/throughput.py train --frames 30000
+    python benchmarks/throughput.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _results import RESULTS, rewrite_reports, write_report
+
+NAME = "throughput"
+ENV = "MinAtar/Breakout"
+BATCHES = (32, 64, 128, 256, 512, 1024)
+# (agent, setting, DQNConfig overrides); the first setting of an agent is today's loop, and every
+# setting replays 32 samples per frame, as today's default does
+SETTINGS = [
+    ("dqn", "today: 1 env, 1 x 32 per frame", {}),
+    ("dqn", "8 envs, 8 x 32 per 8 frames", dict(num_envs=8, gradient_steps=8)),
+    ("dqn", "8 envs, 1 x 256 per 8 frames", dict(num_envs=8, batch_size=256)),
+    ("dqn", "32 envs, 1 x 1024 per 32 frames", dict(num_envs=32, batch_size=1024)),
+    ("rainbow", "today: 1 env, 1 x 32 per frame", dict(rainbow=True)),
+    ("rainbow", "8 envs, 1 x 256 per 8 frames", dict(rainbow=True, num_envs=8, batch_size=256)),
+    ("dsqn T=8", "today: 1 env, 1 x 32 per frame", dict(spiking=True, timesteps=8)),
+    ("dsqn T=8", "8 envs, 1 x 256 per 8 frames", dict(spiking=True, timesteps=8, num_envs=8, batch_size=256)),
+]
+
+
+def _config(overrides: dict, frames: int):
+    from spikeverse.rl.config import DQNConfig
+    from spikeverse.snn.config import SpikingConfig
+
+    o = dict(overrides)
+    if o.pop("spiking", False):
+        o["spiking"] = SpikingConfig(timesteps=o.pop("timesteps"))
+    return DQNConfig.for_env(ENV, seed=0, device="cpu", total_steps=frames, eval_interval=0,
+                             checkpoint_interval=10 * frames, **o)
+
+
+def _update_cost(args) -> dict:
+    batch, threads = args
+    import torch
+
+    torch.set_num_threads(threads)
+    from spikeverse.rl.dqn import DQNAgent, network_spec
+
+    cfg = _config({}, 1)
+    agent = DQNAgent(cfg, network_spec(cfg, (4, 10, 10), 6), torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    sample = dict(obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32), action=rng.integers(0, 6, batch),
+                  reward=rng.random(batch).astype(np.float32),
+                  next_obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32),
+                  discount=np.full(batch, 0.99, np.float32), weights=np.ones(batch, np.float32))
+    for _ in range(20):
+        agent.update(sample)
+    n = max(20, int(4096 / batch) * 5)
+    start = time.perf_counter()
+    for _ in range(n):
+        agent.update(sample)
+    ms = (time.perf_counter() - start) / n * 1e3
+    net = agent.online
+    macs = _macs(net, torch.zeros(1, 4, 10, 10))
+    # forward online + forward target + backward (about twice a forward) per sample
+    gflops = 2 * 4 * macs * batch / (ms * 1e-3) / 1e9
+    return dict(batch=batch, threads=threads, ms_per_update=round(ms, 3), ms_per_32_samples=round(ms * 32 / batch, 3),
+                frames_per_s_floor=round(1e3 / (ms * 32 / batch), 0), gflops=round(gflops, 1))
+
+
+def _macs(net, x) -> int:
+    """Multiply-accumulates of one forward of ``net`` on one observation (conv and linear layers)."""
+    import torch
+
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, torch.nn.Conv2d):
+            total += out.numel() * mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1] // mod.groups
+        elif isinstance(mod, torch.nn.Linear):
+            total += out.numel() * mod.in_features
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        net(x)
+    for h in handles:
+        h.remove()
+    return total
+
+
+def updates(args) -> None:
+    rows = []
+    for threads in (1, 2):
+        for batch in BATCHES:
+            with mp.get_context("spawn").Pool(1) as pool:  # a fresh process per measurement
+                rows.append(pool.apply(_update_cost, ((batch, threads),)))
+            print(rows[-1], flush=True)
+    _save(updates=dict(env=ENV, rows=rows, command="python benchmarks/throughput.py updates"))
+
+
+def _train_one(args) -> dict:
+    agent, name, overrides, frames, threads = args
+    import torch
+
+    torch.set_num_threads(threads)
+    from spikeverse.rl.train import train_dqn
+
+    cfg = _config(overrides, frames)
+    with tempfile.TemporaryDirectory() as d:
+        start = time.perf_counter()
+        res = train_dqn(cfg, Path(d) / "run", progress=False)
+        wall = time.perf_counter() - start
+    return dict(agent=agent, setting=name, frames=res.steps, wall_s=round(wall, 1), frames_per_s=round(res.steps / wall, 1),
+                threads=threads, num_envs=cfg.num_envs, batch_size=cfg.batch_size, gradient_steps=cfg.gradient_steps,
+                samples_per_frame=cfg.batch_size * cfg.gradient_steps / (cfg.num_envs * cfg.train_freq))
+
+
+def train(args) -> None:
+    rows = []
+    for agent, name, overrides in SETTINGS:
+        with mp.get_context("spawn").Pool(1) as pool:
+            rows.append(pool.apply(_train_one, ((agent, name, overrides, args.frames, 1),)))
+        print(rows[-1], flush=True)
+    _save(train=dict(env=ENV, frames=args.frames, rows=rows,
+                     command=f"python benchmarks/throughput.py train --frames {args.frames}"))
+
+
+def _save(**part) -> None:
+    path = RESULTS / f"{NAME}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update(part)
+    write_report(NAME, data, render)
+
+
+def render(d: dict) -> str:
+    md = ["# Training throughput: where the time goes (issue 14)", ""]
+    if "updates" in d:
+        u = d["updates"]
+        md += ["## One DQN update of the default MinAtar Q-network", "", f"`{u['command']}`: forward online and "
+               "target, Huber loss, backward, gradient clip, fused Adam, on random 0/1 frames; a fresh process per "
+               "row. ms per 32 samples is the update cost of one frame at the default replay ratio (32 samples per "
+               "frame); frames/s floor = 1000 / that, the trainer's ceiling from the updates alone; GFLOP/s counts "
+               "4 forwards' worth of multiply-accumulates per sample (2 forwards, a backward of about 2).", "",
+               "| threads | batch | ms/update | ms per 32 samples | frames/s floor | GFLOP/s |",
+               "|---|---|---|---|---|---|"]
+        md += [f"| {r['threads']} | {r['batch']} | {r['ms_per_update']:.2f} | {r['ms_per_32_samples']:.3f} | "
+               f"{r['frames_per_s_floor']:.0f} | {r['gflops']:.1f} |" for r in u["rows"]]
+        md.append("")
+    if "train" in d:
+        t = d["train"]
+        base = {}
+        for r in t["rows"]:
+            base.setdefault(r["agent"], r["frames_per_s"])
+        md += ["## The trainer on MinAtar Breakout", "", f"`{t['command']}`: `train_dqn` from scratch, "
+               f"{t['frames']} frames (the first 5,000 fill the replay memory before any update), no evaluation, "
+               "one torch thread, one setting at a time. Every setting replays 32 samples per frame.", "",
+               "| agent | setting | frames/s | x today's |", "|---|---|---|---|"]
+        md += [f"| {r['agent']} | {r['setting']} | {r['frames_per_s']:.0f} | {r['frames_per_s'] / base[r['agent']]:.2f} |"
+               for r in t["rows"]]
+        md.append("")
+    return "\n".join(md)
+
+
+REPORTS = {NAME: render}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("part", nargs="?", choices=("updates", "train"))
+    ap.add_argument("--frames", type=int, default=30_000)
+    ap.add_argument("--report", action="store_true", help="only rewrite the markdown from its JSON")
+    args = ap.parse_args()
+    if args.report or args.part is None:
+        rewrite_reports(REPORTS)
+        return
+    {"updates": updates, "train": train}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()
