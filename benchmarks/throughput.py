@@ -6,7 +6,7 @@ Two parts, one results file (results/throughput.{json,md}):
 - ``updates``: one TD update (forward online and target, Huber loss, backward, gradient clip, fused
   Adam) of the default MinAtar Q-network at batch sizes 32..1024, one torch thread and two: ms per
   update, ms per 32 samples (the cost of one frame at the default replay ratio), and the
-  arithmetic rate it reaches. This is the floor the trainer cannot go under without replaying less.
+  arithmetic rate it reaches; in float32 and, as a candidate, under bfloat16 autocast. This is the floor the trainer cannot go under without replaying less.
 - ``train``: ``spikeverse.rl.train.train_dqn`` on MinAtar Breakout for ``--frames`` frames (the
   first 5,000 fill the replay memory) under each setting, one after another on an otherwise idle
   machine: today's loop (``num_envs`` 1, one update of 32 per frame) and settings with ``N``
@@ -16,7 +16,7 @@ Two parts, one results file (results/throughput.{json,md}):
 Sample efficiency (the learning curve per frame under each setting) is not measured here.
 
     python benchmarks/throughput.py updates
-    python benchmarks/throughput.py train --frames 30000
+    python benchmarks/throughput.py train --frames 20000
     python benchmarks/throughput.py --report
 """
 
@@ -39,14 +39,22 @@ BATCHES = (32, 64, 128, 256, 512, 1024)
 # (agent, setting, DQNConfig overrides); the first setting of an agent is today's loop, and every
 # setting replays 32 samples per frame, as today's default does
 SETTINGS = [
-    ("dqn", "today: 1 env, 1 x 32 per frame", {}),
-    ("dqn", "8 envs, 8 x 32 per 8 frames", dict(num_envs=8, gradient_steps=8)),
-    ("dqn", "8 envs, 1 x 256 per 8 frames", dict(num_envs=8, batch_size=256)),
-    ("dqn", "32 envs, 1 x 1024 per 32 frames", dict(num_envs=32, batch_size=1024)),
-    ("rainbow", "today: 1 env, 1 x 32 per frame", dict(rainbow=True)),
-    ("rainbow", "8 envs, 1 x 256 per 8 frames", dict(rainbow=True, num_envs=8, batch_size=256)),
-    ("dsqn T=8", "today: 1 env, 1 x 32 per frame", dict(spiking=True, timesteps=8)),
-    ("dsqn T=8", "8 envs, 1 x 256 per 8 frames", dict(spiking=True, timesteps=8, num_envs=8, batch_size=256)),
+    ("dqn", "today: 1 env, 1 x 32 per frame", {}, 1),
+    ("dqn", "8 envs, 8 x 32 per 8 frames", dict(num_envs=8, gradient_steps=8), 1),
+    ("dqn", "8 envs, 1 x 256 per 8 frames", dict(num_envs=8, batch_size=256), 1),
+    ("dqn", "32 envs, 1 x 1024 per 32 frames", dict(num_envs=32, batch_size=1024), 1),
+    ("dqn", "8 envs, 1 x 256 per 8 frames, bfloat16", dict(num_envs=8, batch_size=256, precision="bfloat16"), 1),
+    ("dqn", "32 envs, 1 x 1024 per 32 frames, bfloat16", dict(num_envs=32, batch_size=1024, precision="bfloat16"), 1),
+    ("dqn", "32 envs, 1 x 1024 per 32 frames, bfloat16, 2 threads",
+     dict(num_envs=32, batch_size=1024, precision="bfloat16"), 2),
+    ("rainbow", "today: 1 env, 1 x 32 per frame", dict(rainbow=True), 1),
+    ("rainbow", "8 envs, 1 x 256 per 8 frames", dict(rainbow=True, num_envs=8, batch_size=256), 1),
+    ("rainbow", "32 envs, 1 x 1024 per 32 frames, bfloat16, 2 threads",
+     dict(rainbow=True, num_envs=32, batch_size=1024, precision="bfloat16"), 2),
+    ("dsqn T=8", "today: 1 env, 1 x 32 per frame", dict(spiking=True, timesteps=8), 1),
+    ("dsqn T=8", "8 envs, 1 x 256 per 8 frames", dict(spiking=True, timesteps=8, num_envs=8, batch_size=256), 1),
+    ("dsqn T=8", "32 envs, 1 x 1024 per 32 frames, 2 threads",
+     dict(spiking=True, timesteps=8, num_envs=32, batch_size=1024), 2),
 ]
 
 
@@ -62,7 +70,9 @@ def _config(overrides: dict, frames: int):
 
 
 def _update_cost(args) -> dict:
-    batch, threads = args
+    batch, threads, precision = args
+    import contextlib
+
     import torch
 
     torch.set_num_threads(threads)
@@ -75,18 +85,22 @@ def _update_cost(args) -> dict:
                   reward=rng.random(batch).astype(np.float32),
                   next_obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32),
                   discount=np.full(batch, 0.99, np.float32), weights=np.ones(batch, np.float32))
-    for _ in range(20):
-        agent.update(sample)
-    n = max(20, int(4096 / batch) * 5)
-    start = time.perf_counter()
-    for _ in range(n):
-        agent.update(sample)
-    ms = (time.perf_counter() - start) / n * 1e3
+    # bf16: a candidate measured from outside the agent (autocast around the whole update, the
+    # master weights and Adam in float32); the trainer itself runs float32
+    cast = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext())
+    with cast:
+        for _ in range(20):
+            agent.update(sample)
+        n = max(20, int(4096 / batch) * 5)
+        start = time.perf_counter()
+        for _ in range(n):
+            agent.update(sample)
+        ms = (time.perf_counter() - start) / n * 1e3
     net = agent.online
     macs = _macs(net, torch.zeros(1, 4, 10, 10))
     # forward online + forward target + backward (about twice a forward) per sample
     gflops = 2 * 4 * macs * batch / (ms * 1e-3) / 1e9
-    return dict(batch=batch, threads=threads, ms_per_update=round(ms, 3), ms_per_32_samples=round(ms * 32 / batch, 3),
+    return dict(batch=batch, threads=threads, precision=precision, ms_per_update=round(ms, 3), ms_per_32_samples=round(ms * 32 / batch, 3),
                 frames_per_s_floor=round(1e3 / (ms * 32 / batch), 0), gflops=round(gflops, 1))
 
 
@@ -113,10 +127,11 @@ def _macs(net, x) -> int:
 
 def updates(args) -> None:
     rows = []
-    for threads in (1, 2):
-        for batch in BATCHES:
-            with mp.get_context("spawn").Pool(1) as pool:  # a fresh process per measurement
-                rows.append(pool.apply(_update_cost, ((batch, threads),)))
+    for precision in ("fp32", "bf16"):
+        for threads in (1, 2):
+            for batch in BATCHES:
+                with mp.get_context("spawn").Pool(1) as pool:  # a fresh process per measurement
+                    rows.append(pool.apply(_update_cost, ((batch, threads, precision),)))
             print(rows[-1], flush=True)
     _save(updates=dict(env=ENV, rows=rows, command="python benchmarks/throughput.py updates"))
 
@@ -139,13 +154,19 @@ def _train_one(args) -> dict:
 
 
 def train(args) -> None:
+    """Every setting in turn; a rerun keeps the rows already measured at this frame count."""
+    path = RESULTS / f"{NAME}.json"
+    old = (json.loads(path.read_text()) if path.exists() else {}).get("train", {})
+    done = {(r["agent"], r["setting"]): r for r in old.get("rows", [])} if old.get("frames") == args.frames else {}
     rows = []
-    for agent, name, overrides in SETTINGS:
-        with mp.get_context("spawn").Pool(1) as pool:
-            rows.append(pool.apply(_train_one, ((agent, name, overrides, args.frames, 1),)))
-        print(rows[-1], flush=True)
-    _save(train=dict(env=ENV, frames=args.frames, rows=rows,
-                     command=f"python benchmarks/throughput.py train --frames {args.frames}"))
+    for agent, name, overrides, threads in SETTINGS:
+        if (agent, name) not in done:
+            with mp.get_context("spawn").Pool(1) as pool:
+                done[(agent, name)] = pool.apply(_train_one, ((agent, name, overrides, args.frames, threads),))
+            print(done[(agent, name)], flush=True)
+        rows.append(done[(agent, name)])
+        _save(train=dict(env=ENV, frames=args.frames, rows=rows,
+                         command=f"python benchmarks/throughput.py train --frames {args.frames}"))
 
 
 def _save(**part) -> None:
@@ -164,9 +185,11 @@ def render(d: dict) -> str:
                "row. ms per 32 samples is the update cost of one frame at the default replay ratio (32 samples per "
                "frame); frames/s floor = 1000 / that, the trainer's ceiling from the updates alone; GFLOP/s counts "
                "4 forwards' worth of multiply-accumulates per sample (2 forwards, a backward of about 2).", "",
-               "| threads | batch | ms/update | ms per 32 samples | frames/s floor | GFLOP/s |",
-               "|---|---|---|---|---|---|"]
-        md += [f"| {r['threads']} | {r['batch']} | {r['ms_per_update']:.2f} | {r['ms_per_32_samples']:.3f} | "
+               "bf16: the same update under `torch.autocast(\"cpu\", torch.bfloat16)` (weights and Adam in float32), "
+               "a candidate; the trainer runs float32.", "",
+               "| precision | threads | batch | ms/update | ms per 32 samples | frames/s floor | GFLOP/s |",
+               "|---|---|---|---|---|---|---|"]
+        md += [f"| {r.get('precision', 'fp32')} | {r['threads']} | {r['batch']} | {r['ms_per_update']:.2f} | {r['ms_per_32_samples']:.3f} | "
                f"{r['frames_per_s_floor']:.0f} | {r['gflops']:.1f} |" for r in u["rows"]]
         md.append("")
     if "train" in d:
@@ -176,7 +199,8 @@ def render(d: dict) -> str:
             base.setdefault(r["agent"], r["frames_per_s"])
         md += ["## The trainer on MinAtar Breakout", "", f"`{t['command']}`: `train_dqn` from scratch, "
                f"{t['frames']} frames (the first 5,000 fill the replay memory before any update), no evaluation, "
-               "one torch thread, one setting at a time. Every setting replays 32 samples per frame.", "",
+               "one torch thread unless the setting says 2, one setting at a time on the 2-core machine. Every "
+               "setting replays 32 samples per frame; sample efficiency per frame under each is not measured here.", "",
                "| agent | setting | frames/s | x today's |", "|---|---|---|---|"]
         md += [f"| {r['agent']} | {r['setting']} | {r['frames_per_s']:.0f} | {r['frames_per_s'] / base[r['agent']]:.2f} |"
                for r in t["rows"]]
@@ -190,7 +214,7 @@ REPORTS = {NAME: render}
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("part", nargs="?", choices=("updates", "train"))
-    ap.add_argument("--frames", type=int, default=30_000)
+    ap.add_argument("--frames", type=int, default=20_000)
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from its JSON")
     args = ap.parse_args()
     if args.report or args.part is None:

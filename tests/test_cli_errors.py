@@ -214,6 +214,13 @@ ROWS = [
     ("train --agent rstdp --arch mlp --out {out}", "--arch does not apply"),
     ("train --agent rstdp --rainbow --out {out}", "--rainbow does not apply"),
     ("train --agent rstdp --surrogate atan --out {out}", "--agent dsqn only"),
+    ("train --env Taxi-v3 --agent tabular --batch-size 8 --out {out}", "--batch-size does not apply"),
+    ("train --agent rstdp --precision bfloat16 --out {out}", "--precision does not apply"),
+    ("train --agent rstdp --train-freq 2 --gradient-steps 2 --out {out}", "--train-freq, --gradient-steps do not"),
+    ("train --agent dsqn --precision bfloat16 --out {out}", "does not apply to dsqn"),
+    ("train --precision float16 --out {out}", "--precision must be float32 or bfloat16"),
+    ("train --batch-size 0 --out {out}", "--batch-size must be >= 1"),
+    ("train --train-freq 0 --out {out}", "--train-freq and --gradient-steps must be >= 1"),
     # train: run directories of another kind, broken ones
     ("train --steps 100 --out {tab}", "expected 'dqn'"),
     ("train --steps 100 --out {ga}", "expected 'dqn'"),

@@ -31,6 +31,10 @@ def train(
     c51: Optional[bool] = typer.Option(None, "--c51/--no-c51", help="Categorical distributional Q (51 atoms)."),
     rainbow: bool = typer.Option(False, "--rainbow", help="All Rainbow parts on (double, per, dueling, n-step 3, noisy, c51)."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (tabular: the step size alpha; rstdp: eta)."),
+    batch_size: Optional[int] = typer.Option(None, help="dqn, dsqn: transitions per update (default per env)."),
+    train_freq: Optional[int] = typer.Option(None, help="dqn, dsqn: collection steps (of all --num-envs envs) between updates (default per env)."),
+    gradient_steps: Optional[int] = typer.Option(None, help="dqn, dsqn: updates each time (default per env). Replay ratio = batch x gradient steps / (num envs x train freq) samples per frame."),
+    precision: Optional[str] = typer.Option(None, help="dqn: float32 (default) or bfloat16 (the update under autocast; weights, Adam and acting in float32)."),
     arch: Optional[str] = typer.Option(None, help="Network: mlp (image observations are flattened), minatar or nature (default per env)."),
     hidden: Optional[str] = typer.Option(None, help="Hidden layer widths, comma-separated, e.g. 256,256 (CNNs: the fully connected layer; rstdp: one width, default 64)."),
     timesteps: Optional[int] = typer.Option(None, help="dsqn: simulation steps T per decision (default 16; seed 003: 64)."),
@@ -54,6 +58,7 @@ def train(
     agent = agent or ("tabular" if family == "toy_text" else "dqn")
     _refuse_stray(agent, num_envs=num_envs, double=double, per=per, dueling=dueling, nstep=nstep, noisy=noisy,
                   c51=c51, rainbow=rainbow or None, arch=arch, hidden=hidden, device=device, lr=lr,
+                  batch_size=batch_size, train_freq=train_freq, gradient_steps=gradient_steps, precision=precision,
                   eval_every=eval_every, checkpoint_every=checkpoint_every)
     spiking = _spiking_options(agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, v_th=v_th,
                                reset=reset, init_rate=init_rate)  # refused for every agent but dsqn
@@ -76,8 +81,8 @@ def train(
         cfg = DQNConfig.for_env(
             env, seed=seed, total_steps=steps, num_envs=num_envs, double=double, per=per, dueling=dueling,
             nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device or "auto", arch=arch,
-            hidden=_widths(hidden),
-            checkpoint_interval=checkpoint_every, eval_interval=eval_every, **spiking,
+            hidden=_widths(hidden), batch_size=batch_size, train_freq=train_freq, gradient_steps=gradient_steps,
+            precision=precision, checkpoint_interval=checkpoint_every, eval_interval=eval_every, **spiking,
         )
         res = train_dqn(cfg, out, resume=resume, progress=progress)
         summary = {"run_dir": str(res.run_dir), "env": env, "agent": agent, "steps": res.steps,

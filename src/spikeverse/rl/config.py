@@ -40,6 +40,8 @@ class DQNConfig:
     polyak_tau: float = 1.0  # target update theta' <- tau theta + (1 - tau) theta' (1: hard copy)
     loss: str = "huber"
     max_grad_norm: float = 10.0
+    # the update's arithmetic: float32, or bfloat16 autocast (weights, Adam and acting stay float32)
+    precision: str = "float32"
     # epsilon-greedy (ignored with noisy nets)
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
@@ -95,13 +97,16 @@ class DQNConfig:
             (self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.buffer_size >= self.batch_size, f"buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size})"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (self.buffer_size >= self.batch_size, f"buffer_size ({self.buffer_size}) must be >= --batch-size ({self.batch_size})"),
             (self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}"),
-            (self.train_freq >= 1 and self.gradient_steps >= 1, "train_freq and gradient_steps must be >= 1"),
+            (self.train_freq >= 1 and self.gradient_steps >= 1, "--train-freq and --gradient-steps must be >= 1"),
             (self.target_update_interval >= 1, "target_update_interval must be >= 1"),
             (0.0 < self.polyak_tau <= 1.0, f"polyak_tau must be in (0, 1], got {self.polyak_tau}"),
             (self.loss in ("huber", "mse"), f"loss must be huber or mse, got '{self.loss}'"),
+            (self.precision in PRECISIONS, f"--precision must be {' or '.join(PRECISIONS)}, got '{self.precision}'"),
+            (self.precision == "float32" or self.spiking is None,
+             "--precision bfloat16 does not apply to dsqn: its membrane potentials would accumulate in bfloat16"),
             (0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0, "need 0 <= epsilon_end <= epsilon_start <= 1"),
             (0.0 <= self.epsilon_fraction <= 1.0, "epsilon_fraction must be in [0, 1]"),
             (self.nstep >= 1, f"--nstep must be >= 1, got {self.nstep}"),
@@ -140,11 +145,13 @@ LEGACY_SPIKING_KEYS = {"snn_timesteps": "timesteps", "surrogate": "surrogate", "
 
 
 def upgrade_config(d: dict) -> dict:
-    """A DQN config dict in today's names. Runs written before issue 12 saved the Polyak rate as
+    """A DQN config dict in today's names. Runs written before issue 14 have no ``precision``
+    (they trained in float32). Runs written before issue 12 saved the Polyak rate as
     ``tau``, and ``spiking: true/false`` next to the flat keys of ``LEGACY_SPIKING_KEYS``; they
     become ``polyak_tau`` and ``spiking: {timesteps, surrogate, alpha, tau, v_th, reset,
     init_rate}`` (or None). A dict in today's names is returned unchanged (as a copy)."""
     d = dict(d)
+    d.setdefault("precision", "float32")  # runs before issue 14 trained in float32
     if "tau" in d and "polyak_tau" not in d:  # today's tau lives inside spiking only
         d["polyak_tau"] = d.pop("tau")
     flat = {new: d.pop(old) for old, new in LEGACY_SPIKING_KEYS.items() if old in d}
@@ -165,6 +172,7 @@ _DSQN_DEFAULTS: dict[str, dict] = {
 }
 
 RAINBOW = dict(double=True, per=True, dueling=True, nstep=3, noisy=True, c51=True)
+PRECISIONS = ("float32", "bfloat16")
 
 
 def _defaults_key(env_id: str) -> str:

@@ -64,7 +64,21 @@ class DQNAgent:
         return np.where(explore, rng.integers(self.num_actions, size=len(greedy)), greedy)
 
     def update(self, batch: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
-        """One gradient step on a sampled batch; returns (loss, new priorities |delta|)."""
+        """One gradient step on a sampled batch; returns (loss, new priorities |delta|). With
+        ``precision`` bfloat16 the forward and backward passes run under ``torch.autocast``
+        (convolutions and matrix products in bfloat16, the loss in float32); weights and Adam
+        stay float32."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bfloat16"):
+            loss, priority = self._loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        return float(loss.item()), priority.float().cpu().numpy()
+
+    def _loss(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weighted TD loss of a batch and its per-sample priorities."""
         dev = self.device
         obs = torch.as_tensor(batch["obs"], device=dev)
         act = torch.as_tensor(batch["action"], device=dev, dtype=torch.int64)
@@ -77,22 +91,16 @@ class DQNAgent:
             self.target.reset_noise()
         rows = torch.arange(len(act), device=dev)
         if self.spec.atoms > 1:
-            per_sample = self._c51_loss(obs, act, rew, nxt, disc, rows)
+            per_sample = self._c51_loss(obs, act, rew, nxt, disc, rows).float()
             priority = per_sample.detach()
         else:
-            q = self.online(obs)[rows, act]
+            q = self.online(obs)[rows, act].float()
             with torch.no_grad():
-                y = rew + disc * self._next_value(nxt, rows)
+                y = rew + disc * self._next_value(nxt, rows).float()
             td = y - q
             per_sample = F.smooth_l1_loss(q, y, reduction="none") if self.cfg.loss == "huber" else td.pow(2)
             priority = td.detach().abs()
-        loss = (weights * per_sample).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.max_grad_norm)
-        self.optimizer.step()
-        return float(loss.item()), priority.cpu().numpy()
+        return (weights * per_sample).mean(), priority
 
     def _next_action(self, q_target_next: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
         """a* = argmax Q_online(s') for double DQN, argmax Q_target(s') otherwise."""
@@ -105,9 +113,9 @@ class DQNAgent:
         return q_next[rows, self._next_action(q_next, nxt)]
 
     def _c51_loss(self, obs, act, rew, nxt, disc, rows) -> torch.Tensor:
-        log_p = self.online.log_probs(obs)[rows, act]
+        log_p = self.online.log_probs(obs)[rows, act].float()
         with torch.no_grad():
-            next_probs = self.target.log_probs(nxt).exp()
+            next_probs = self.target.log_probs(nxt).float().exp()
             q_next = (next_probs * self.target.support).sum(-1)
             a_star = self._next_action(q_next, nxt)
             target = project_distribution(next_probs[rows, a_star], rew, disc, self.target.support)
