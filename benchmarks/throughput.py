@@ -13,10 +13,14 @@ Two parts, one results file (results/throughput.{json,md}):
   environments, acting batched, and the same 32 samples per frame replayed as N updates of 32 or
   one update of 32 N. Frames per second over the whole run and its ratio to today's.
 
-Sample efficiency (the learning curve per frame under each setting) is not measured here.
+- ``sample``: the learning curve per frame of one faster setting (8 envs, one update of 256 per 8
+  frames, bfloat16) on seeds 100-102 (the MinAtar defaults were tuned on seed 0), next to the one
+  run of today's trainer in results/minatar_breakout.json. Run directories in
+  benchmarks/runs/throughput/ (a rerun resumes them).
 
     python benchmarks/throughput.py updates
     python benchmarks/throughput.py train --frames 20000
+    python benchmarks/throughput.py sample --frames 1000000 --seeds 100 101 102
     python benchmarks/throughput.py --report
 """
 
@@ -27,6 +31,7 @@ import json
 import multiprocessing as mp
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +174,41 @@ def train(args) -> None:
                          command=f"python benchmarks/throughput.py train --frames {args.frames}"))
 
 
+SAMPLE_SETTING = ("8 envs, 1 x 256 per 8 frames, bfloat16", dict(num_envs=8, batch_size=256, precision="bfloat16"))
+
+
+def _sample_one(args) -> dict:
+    """One seed of the sample-efficiency check: train to ``frames`` (resumable run directory) with
+    today's schedules for those frames (epsilon over the first 100,000: the default 2% of 5M)."""
+    seed, frames, run = args
+    import torch
+
+    torch.set_num_threads(1)
+    from spikeverse.io.rundir import EVALS, read_metrics
+    from spikeverse.rl.train import train_dqn
+
+    cfg = replace(_config(SAMPLE_SETTING[1], frames), seed=seed, eval_interval=100_000,
+                  checkpoint_interval=50_000, epsilon_fraction=100_000 / frames)
+    res = train_dqn(cfg, run, progress=False)
+    evals = [dict(frames=int(float(r["step"])), mean=float(r["mean"]), wall_s=float(r["wall_s"]))
+             for r in read_metrics(Path(run) / EVALS)]
+    return dict(seed=seed, frames=res.steps, evals=evals, best=max((e["mean"] for e in evals), default=None))
+
+
+def sample(args) -> None:
+    from _results import RUNS
+
+    root = RUNS / "throughput"
+    jobs = [(seed, args.frames, str(root / f"sample-seed{seed}")) for seed in args.seeds]
+    with mp.get_context("spawn").Pool(2) as pool:
+        rows = pool.map(_sample_one, jobs)
+    base = json.loads((RESULTS / "minatar_breakout.json").read_text())["curves"]["dqn"]["eval"]
+    _save(sample=dict(env=ENV, setting=SAMPLE_SETTING[0], frames=args.frames, seeds=rows,
+                      today=[dict(frames=e["frames"], mean=e["eval_mean"], wall_s=e["wall_s"]) for e in base],
+                      command=f"python benchmarks/throughput.py sample --frames {args.frames} --seeds "
+                              f"{' '.join(map(str, args.seeds))}"))
+
+
 def _save(**part) -> None:
     path = RESULTS / f"{NAME}.json"
     data = json.loads(path.read_text()) if path.exists() else {}
@@ -205,6 +245,23 @@ def render(d: dict) -> str:
         md += [f"| {r['agent']} | {r['setting']} | {r['frames_per_s']:.0f} | {r['frames_per_s'] / base[r['agent']]:.2f} |"
                for r in t["rows"]]
         md.append("")
+    if "sample" in d:
+        sm = d["sample"]
+        md += ["## Learning per frame under a faster setting", "", f"`{sm['command']}`: {sm['setting']}, "
+               f"{sm['frames']} frames per seed, 2 seeds at a time (one torch thread each), the default MinAtar "
+               "schedules over those frames (epsilon to 0.1 over the first 100,000); evaluation every 100,000 frames "
+               "(10 episodes, epsilon 0.05). Today's trainer: the one run of results/minatar_breakout.json (seed 0, "
+               "its evaluations up to the same frames).", "",
+               "| frames | today's trainer (seed 0) | " + " | ".join(f"seed {r['seed']}" for r in sm["seeds"]) + " |",
+               "|---|---|" + "---|" * len(sm["seeds"])]
+        today = {e["frames"]: e["mean"] for e in sm["today"]}
+        per = [{e["frames"]: e for e in r["evals"]} for r in sm["seeds"]]
+        for f in sorted({f for p in per for f in p} | {f for f in today if f <= sm["frames"]}):
+            md.append(f"| {f} | {today.get(f, '-')} | " + " | ".join(
+                f"{p[f]['mean']:.1f} ({p[f]['wall_s']:.0f} s)" if f in p else "-" for p in per) + " |")
+        best_today = max((e["mean"] for e in sm["today"] if e["frames"] <= sm["frames"]), default=None)
+        md += ["", f"Best evaluation up to {sm['frames']} frames: today's trainer {best_today}; this setting "
+               + ", ".join(f"seed {r['seed']}: {r['best']}" for r in sm["seeds"]) + ".", ""]
     return "\n".join(md)
 
 
@@ -213,14 +270,15 @@ REPORTS = {NAME: render}
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", nargs="?", choices=("updates", "train"))
+    ap.add_argument("part", nargs="?", choices=("updates", "train", "sample"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
     ap.add_argument("--frames", type=int, default=20_000)
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from its JSON")
     args = ap.parse_args()
     if args.report or args.part is None:
         rewrite_reports(REPORTS)
         return
-    {"updates": updates, "train": train}[args.part](args)
+    {"updates": updates, "train": train, "sample": sample}[args.part](args)
 
 
 if __name__ == "__main__":
