@@ -8,12 +8,26 @@ each committed markdown equals its render. Per-seed work lands in a run director
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path(__file__).parent / "runs"
+
+
+def cli(*args: str) -> dict:
+    """``spikeverse ARGS --json --no-progress`` in a subprocess with one torch thread; its JSON output
+    (a failure stops the benchmark with the command's last stderr line)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "spikeverse.cli", *args, "--json", "--no-progress"],
+                         capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"spikeverse {' '.join(args)}: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def seed_span(seeds: list[int]) -> str:

@@ -15,29 +15,17 @@ benchmarks/runs/conversion_seeds/ (a rerun skips it).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _results import RUNS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
+from _results import RUNS, cli, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
 
 from spikeverse.runtime import HELDOUT_SEED_OFFSET
 
 NAME = "conversion_seeds"
 TUNED_ON = "the default CartPole DQN of seed 0 (benchmarks/conversion.py, results/conversion_CartPole-v1.json)"
 TARGET = 0.99
-
-
-def _cli(args: list[str]) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "spikeverse.cli", *args, "--json", "--no-progress"],
-                         capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"spikeverse {' '.join(args)}: {out.stderr.strip().splitlines()[-1:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run_seed(seed: int, dqn_runs: Path, runs: Path, episodes: int) -> dict:
@@ -48,8 +36,8 @@ def run_seed(seed: int, dqn_runs: Path, runs: Path, episodes: int) -> dict:
     if not (dqn / "checkpoint.safetensors").exists():
         raise SystemExit(f"no DQN for seed {seed} in {dqn} (run benchmarks/cartpole_dqn.py --seeds {seed} first)")
     snn_dir = runs / f"fast-seed{seed}"
-    conv = _cli(["convert", str(dqn), "--method", "fast", "--seed", str(seed), "--out", str(snn_dir), "--device", "cpu"])
-    ev = _cli(["evaluate", str(snn_dir), "--episodes", str(episodes), "--seed", str(HELDOUT_SEED_OFFSET + seed), "--device", "cpu"])
+    conv = cli("convert", str(dqn), "--method", "fast", "--seed", str(seed), "--out", str(snn_dir), "--device", "cpu")
+    ev = cli("evaluate", str(snn_dir), "--episodes", str(episodes), "--seed", str(HELDOUT_SEED_OFFSET + seed), "--device", "cpu")
     row = dict(seed=seed, timesteps=ev["timesteps"], conversion_rate=round(ev["conversion_rate"], 4),
                snn_mean=round(ev["mean"], 2), snn_std=round(ev["std"], 2), ann_mean=round(ev["ann_mean"], 2),
                ann_std=round(ev["ann_std"], 2), p_value=None if ev["p_value"] is None else round(ev["p_value"], 4),

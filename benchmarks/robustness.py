@@ -36,15 +36,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from _results import RESULTS, RUNS, median, rewrite_reports, seed_span, write_report
+from _results import RESULTS, RUNS, cli, median, rewrite_reports, seed_span, write_report
 
 ROOT = RUNS / "robustness"
 REPO = Path(__file__).resolve().parents[1]
@@ -61,16 +59,6 @@ TUNED_ON = ("CartPole defaults (DQN, tan and fast conversion, DSQN, ES) were tun
             "minatar_breakout.py, conversion.py); its DQN and DSQN here are seed 0 too (one training each).")
 
 
-def _cli(*args: str) -> dict:
-    """``spikeverse ARGS --json --no-progress`` with one torch thread; its JSON output."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "spikeverse.cli", *args, "--json", "--no-progress"],
-                         capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise SystemExit(f"spikeverse {' '.join(args)}: {out.stderr.strip().splitlines()[-1:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def _need(path: Path, how: str) -> Path:
     if not (path / "config.yaml").exists():
         raise SystemExit(f"no agent at {path} ({how})")
@@ -79,7 +67,7 @@ def _need(path: Path, how: str) -> Path:
 
 def _convert(dqn: Path, method: str, out: Path, *extra: str) -> Path:
     if not (out / "checkpoint.safetensors").exists():
-        _cli("convert", str(dqn), "--method", method, "--out", str(out), "--device", "cpu", *extra)
+        cli("convert", str(dqn), "--method", method, "--out", str(out), "--device", "cpu", *extra)
     return out
 
 
