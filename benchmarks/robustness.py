@@ -44,6 +44,8 @@ from scipy import stats
 
 from _results import RESULTS, RUNS, cli, median, rewrite_reports, seed_span, write_report
 
+from spikeverse.analysis.statistics import compare
+
 ROOT = RUNS / "robustness"
 REPO = Path(__file__).resolve().parents[1]
 EPISODES = 50
@@ -118,8 +120,6 @@ def _versus(rows: list[dict], a: str, b: str) -> list[dict]:
 
 
 def _welch(x, y) -> float | None:
-    from spikeverse.analysis.statistics import compare
-
     p = compare(x, y)["p_value"]
     return None if p != p else round(float(p), 4)
 
@@ -147,7 +147,7 @@ CARTPOLE_PAIRS = (("dqn", "tan-T100"), ("dqn", "fast-T8"), ("dqn", "dsqn"), ("dq
                   ("tan-T100", "fast-T8"))
 
 
-def cartpole_seed(seed: int, workers: int) -> dict:
+def cartpole_seed(seed: int, workers: int, num_envs: int) -> dict:
     dqn = _need(RUNS / "cartpole_dqn" / "train" / f"sv-{seed}", "benchmarks/cartpole_dqn.py --seeds SEED")
     tan = _convert(dqn, "tan", ROOT / "cartpole" / f"tan-seed{seed}", "--timesteps", "100")
     fast = _need(RUNS / "conversion_seeds" / f"fast-seed{seed}", "benchmarks/conversion_seeds.py --seeds SEED")
@@ -155,8 +155,8 @@ def cartpole_seed(seed: int, workers: int) -> dict:
     es = _need(RUNS / "cartpole_es_rstdp" / f"es-seed{seed}", "benchmarks/cartpole_es_rstdp.py --seeds SEED")
     agents = [str(dqn), f"{tan}@100", f"{fast}@8", str(dsqn), str(es)]
     base = ROOT / "cartpole" / f"seed{seed}"
-    a = _study(agents, "CartPole-v1", CARTPOLE_PERTURB, base / "perturb", str(dqn), workers, EPISODES)
-    b = _study(agents[:4], "CartPole-v1", CARTPOLE_WHITE_BOX, base / "white-box", str(dqn), workers, EPISODES)
+    a = _study(agents, "CartPole-v1", CARTPOLE_PERTURB, base / "perturb", str(dqn), workers, num_envs)
+    b = _study(agents[:4], "CartPole-v1", CARTPOLE_WHITE_BOX, base / "white-box", str(dqn), workers, num_envs)
     labels = list(CARTPOLE_AGENTS)
     rows = _rows(a, labels) + [r for r in _rows(b, labels) if r["kind"] != "clean"]
     aucs = {**_aucs(a, labels), **_aucs(b, labels)}
@@ -169,7 +169,7 @@ def cartpole_seed(seed: int, workers: int) -> dict:
 def cartpole(args) -> None:
     per_seed = []
     for seed in args.seeds:
-        per_seed.append(cartpole_seed(seed, args.workers))
+        per_seed.append(cartpole_seed(seed, args.workers, args.num_envs))
         data = dict(command=f"python benchmarks/robustness.py cartpole --seeds {' '.join(map(str, args.seeds))} "
                             f"--workers {args.workers}", env="CartPole-v1", episodes=EPISODES, perturb=CARTPOLE_PERTURB
                     + CARTPOLE_WHITE_BOX, workers=args.workers, tuned_on=TUNED_ON, seeds=per_seed)

@@ -27,7 +27,6 @@ from spikeverse.convert.spiking import SpikingQNetwork
 from spikeverse.errors import SpikeverseError
 from spikeverse.policy import Policy
 from spikeverse.rl.evaluation import EvalResult, evaluate
-from spikeverse.rl.networks import QNetwork
 from spikeverse.snn.cost import CostMonitor
 
 # the cost per decision that every agent's evaluation reports (``snn.cost.cost_report``)
@@ -68,6 +67,17 @@ def evaluate_agent(policy: Policy, env_id: str, *, shadow: Policy | None = None,
     return AgentEvaluation(res, monitor.diagnostics(), shadow_result, comparison)
 
 
+def set_timesteps(policy: Policy, timesteps: int, what: str = "--timesteps") -> None:
+    """Play a spiking agent (converted SNN, DSQN; inside a cost monitor too) at ``timesteps``
+    steps per decision; any other agent is refused, naming ``what`` asked for it."""
+    net = policy
+    while isinstance(net, CostMonitor):
+        net = net.policy
+    if getattr(net, "timesteps", None) is None:
+        raise SpikeverseError(f"{what} applies to spiking agents only (converted SNNs and DSQN runs)")
+    net.timesteps = timesteps
+
+
 def run_report(run_dir: str | Path, policy: Policy, meta: dict[str, Any], *, device: torch.device | str = "cpu",
                timesteps: int | None = None, readout: str | None = None, **protocol) -> dict[str, Any]:
     """What ``spikeverse evaluate`` reports for the agent loaded from ``run_dir`` (``policy``,
@@ -81,9 +91,7 @@ def run_report(run_dir: str | Path, policy: Policy, meta: dict[str, Any], *, dev
     if readout is not None:
         raise SpikeverseError("--readout applies to converted SNNs only")
     if timesteps is not None:
-        if not isinstance(policy, QNetwork) or policy.timesteps is None:
-            raise SpikeverseError("--timesteps applies to spiking agents only (converted SNNs and DSQN runs)")
-        policy.timesteps = timesteps
+        set_timesteps(policy, timesteps)
     ev = evaluate_agent(policy, meta["env_id"], **protocol)
     out = ev.result.to_dict()
     if "weights" in meta:
@@ -97,7 +105,7 @@ def _snn_report(run_dir: str | Path, snn: SpikingQNetwork, meta: dict[str, Any],
     """A converted SNN: its scores and conversion rate (the source ANN in the shadow, seed 001
     eq. 18), its cost per decision, and the ANN on the same protocol."""
     if timesteps is not None:
-        snn.timesteps = timesteps
+        set_timesteps(snn, timesteps)
     if readout is not None:
         snn.readout = readout
     env_id = meta["env_id"]

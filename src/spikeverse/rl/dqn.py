@@ -75,7 +75,7 @@ class DQNAgent:
         if self.cfg.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
-        return float(loss.item()), priority.float().cpu().numpy()
+        return float(loss.item()), priority.cpu().numpy()
 
     def _loss(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """The weighted TD loss of a batch and its per-sample priorities."""

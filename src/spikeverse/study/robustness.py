@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from spikeverse.agents import load_policy
-from spikeverse.analysis.adversarial import FGSM, gradient_network, unwrap
+from spikeverse.analysis.adversarial import FGSM, gradient_network
 from spikeverse.analysis.adversarial import MODES as FGSM_MODES
-from spikeverse.analysis.evaluate import evaluate_agent
+from spikeverse.analysis.evaluate import evaluate_agent, set_timesteps
 from spikeverse.analysis.robustness_plots import robustness_figures
 from spikeverse.analysis.statistics import compare, summarize
 from spikeverse.convert.io import load_ann
@@ -83,10 +83,7 @@ def _load_agent(spec: str) -> tuple[Any, dict]:
     path, timesteps = split_agent(spec)
     policy, meta = load_policy(path)
     if timesteps is not None:
-        net = unwrap(policy)
-        if getattr(net, "timesteps", None) is None:
-            raise SpikeverseError(f"agent {spec}: @T applies to spiking agents only (converted SNNs and DSQN runs)")
-        net.timesteps = timesteps
+        set_timesteps(policy, timesteps, f"agent {spec}: @T")
     return policy, meta
 
 
@@ -255,11 +252,12 @@ def _collect(out: Path, cells: list, config: dict, observed: dict) -> dict[str, 
     auc = []
     for i in range(len(config["agents"])):
         for kind, mode in dict.fromkeys((r["kind"], r["mode"]) for r in rows if r["kind"] != "clean"):
-            pts = dict(sorted((r["strength"], r["relative"]) for r in rows
-                              if r["agent"] == i and (r["kind"], r["mode"]) == (kind, mode) and r["relative"] is not None))
+            pts = {r["strength"]: r["relative"] for r in rows
+                   if r["agent"] == i and (r["kind"], r["mode"]) == (kind, mode) and r["relative"] is not None}
             if clean[i] != 0:
                 pts.setdefault(0.0, 1.0)  # the clean score, relative 1, at strength 0
-            xs, ys = sorted(pts), [pts[x] for x in sorted(pts)]
+            xs = sorted(pts)
+            ys = [pts[x] for x in xs]
             area = (float(np.trapezoid(ys, xs) / (xs[-1] - xs[0])) if len(xs) > 1 and xs[-1] > xs[0]
                     and mode != "variable" else None)  # occlusion-variable's "strength" is an index, not a scale
             auc.append(dict(agent=i, kind=kind, mode=mode, relative_auc=area))
