@@ -174,39 +174,54 @@ def train(args) -> None:
                          command=f"python benchmarks/throughput.py train --frames {args.frames}"))
 
 
-SAMPLE_SETTING = ("8 envs, 1 x 256 per 8 frames, bfloat16", dict(num_envs=8, batch_size=256, precision="bfloat16"))
+# settings of the sample-efficiency check: key -> (description, DQNConfig overrides, torch threads)
+SAMPLE_SETTINGS = {
+    "today": ("today: 1 env, 1 x 32 per frame", {}, 1),
+    "8env": ("8 envs, 1 x 256 per 8 frames, bfloat16", dict(num_envs=8, batch_size=256, precision="bfloat16"), 1),
+    "32env": ("32 envs, 1 x 1024 per 32 frames, bfloat16",
+              dict(num_envs=32, batch_size=1024, precision="bfloat16"), 1),
+}
 
 
 def _sample_one(args) -> dict:
     """One seed of the sample-efficiency check: train to ``frames`` (resumable run directory) with
     today's schedules for those frames (epsilon over the first 100,000: the default 2% of 5M)."""
-    seed, frames, run = args
+    key, seed, frames, run = args
     import torch
 
-    torch.set_num_threads(1)
+    _, overrides, threads = SAMPLE_SETTINGS[key]
+    torch.set_num_threads(threads)
     from spikeverse.io.rundir import EVALS, read_metrics
     from spikeverse.rl.train import train_dqn
 
-    cfg = replace(_config(SAMPLE_SETTING[1], frames), seed=seed, eval_interval=100_000,
+    cfg = replace(_config(overrides, frames), seed=seed, eval_interval=100_000,
                   checkpoint_interval=50_000, epsilon_fraction=100_000 / frames)
     res = train_dqn(cfg, run, progress=False)
     evals = [dict(frames=int(float(r["step"])), mean=float(r["mean"]), wall_s=float(r["wall_s"]))
              for r in read_metrics(Path(run) / EVALS)]
-    return dict(seed=seed, frames=res.steps, evals=evals, best=max((e["mean"] for e in evals), default=None))
+    return dict(setting=key, seed=seed, frames=res.steps, evals=evals, best=max((e["mean"] for e in evals), default=None))
 
 
 def sample(args) -> None:
+    """Every (setting, seed) pair, 2 at a time; each result is saved as soon as its run ends."""
     from _results import RUNS
 
     root = RUNS / "throughput"
-    jobs = [(seed, args.frames, str(root / f"sample-seed{seed}")) for seed in args.seeds]
+    jobs = [(key, seed, args.frames, str(root / f"sample-{key}-seed{seed}")) for key in args.settings for seed in args.seeds]
+    path = RESULTS / f"{NAME}.json"
     with mp.get_context("spawn").Pool(2) as pool:
-        rows = pool.map(_sample_one, jobs)
-    base = json.loads((RESULTS / "minatar_breakout.json").read_text())["curves"]["dqn"]["eval"]
-    _save(sample=dict(env=ENV, setting=SAMPLE_SETTING[0], frames=args.frames, seeds=rows,
-                      today=[dict(frames=e["frames"], mean=e["eval_mean"], wall_s=e["wall_s"]) for e in base],
-                      command=f"python benchmarks/throughput.py sample --frames {args.frames} --seeds "
-                              f"{' '.join(map(str, args.seeds))}"))
+        for row in pool.imap_unordered(_sample_one, jobs):
+            print(row["setting"], row["seed"], row["best"], flush=True)
+            data = json.loads(path.read_text()) if path.exists() else {}
+            part = data.get("sample", {})
+            if part.get("frames") != args.frames:
+                part = dict(env=ENV, frames=args.frames, settings={})
+            runs = part["settings"].setdefault(row["setting"], dict(setting=SAMPLE_SETTINGS[row["setting"]][0], seeds=[]))
+            runs["seeds"] = sorted([r for r in runs["seeds"] if r["seed"] != row["seed"]] + [row], key=lambda r: r["seed"])
+            part["command"] = "python benchmarks/throughput.py sample --frames {frames} --settings {settings} --seeds {seeds}".format(
+                frames=args.frames, settings=" ".join(part["settings"]),
+                seeds=" ".join(map(str, sorted({r["seed"] for v in part["settings"].values() for r in v["seeds"]}))))
+            _save(sample=part)
 
 
 def _save(**part) -> None:
@@ -214,6 +229,82 @@ def _save(**part) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data.update(part)
     write_report(NAME, data, render)
+
+
+def _best_so_far(evals: list[dict]) -> list[tuple[int, float, float]]:
+    """(frames, wall_s, best evaluation so far) after each evaluation."""
+    out, best = [], -np.inf
+    for e in sorted(evals, key=lambda e: e["frames"]):
+        best = max(best, e["mean"])
+        out.append((e["frames"], e["wall_s"], best))
+    return out
+
+
+def _ci95(xs: list[float]) -> tuple[float, float]:
+    """Student-t 95% confidence interval of the mean over seeds."""
+    from scipy import stats
+
+    x = np.asarray(xs, float)
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.nan
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def _plot_sample(sm: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for key, runs in sm["settings"].items():
+        curves = [_best_so_far(r["evals"]) for r in runs["seeds"]]
+        n = min(len(c) for c in curves)
+        if n == 0:
+            continue
+        best = np.array([[p[2] for p in c[:n]] for c in curves])
+        for ax, col in zip(axes, (0, 1)):
+            x = np.array([[p[col] for p in c[:n]] for c in curves]).mean(0)
+            line, = ax.plot(x, best.mean(0), label=runs["setting"])
+            ax.fill_between(x, best.min(0), best.max(0), alpha=0.2, color=line.get_color())
+    axes[0].set_xlabel("frames")
+    axes[1].set_xlabel("training wall seconds (mean over seeds)")
+    axes[0].set_ylabel("best evaluation so far (mean; band: min-max over seeds)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{sm['env']}: learning per frame and per second")
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{NAME}_sample.png", dpi=110)
+    plt.close(fig)
+
+
+def _render_sample(sm: dict) -> list[str]:
+    settings = sm["settings"]
+    md = ["## Learning per frame under faster settings", "", f"`{sm['command']}`: each setting trained to "
+          f"{sm['frames']} frames on every seed (resumable run directories in benchmarks/runs/throughput/), 2 runs at "
+          "a time on the 2 cores, one torch thread each, the default MinAtar schedules over those frames (epsilon to "
+          "0.1 over the first 100,000); evaluation every 100,000 frames (10 episodes, epsilon 0.05), its mean and "
+          "the training wall time to it. The MinAtar defaults were tuned on seed 0; these seeds were not used.", "",
+          "| setting | seeds | best evaluation per seed | mean | 95% CI (t, over seeds) | median wall s to the last frame | frames/s |",
+          "|---|---|---|---|---|---|---|"]
+    for runs in settings.values():
+        seeds = runs["seeds"]
+        best = [r["best"] for r in seeds]
+        lo, hi = _ci95(best)
+        walls = [max(e["wall_s"] for e in r["evals"]) for r in seeds]
+        md.append(f"| {runs['setting']} | {' '.join(str(r['seed']) for r in seeds)} | "
+                  f"{', '.join(f'{b:.1f}' for b in best)} | {np.mean(best):.1f} | {lo:.1f} to {hi:.1f} | "
+                  f"{np.median(walls):.0f} | {np.median([r['frames'] / w for r, w in zip(seeds, walls)]):.0f} |")
+    md += ["", "Evaluation mean (training wall seconds to it) per seed:", ""]
+    for runs in settings.values():
+        per = [{e["frames"]: e for e in r["evals"]} for r in runs["seeds"]]
+        md += [f"**{runs['setting']}**", "", "| frames | " + " | ".join(f"seed {r['seed']}" for r in runs["seeds"]) + " |",
+               "|---|" + "---|" * len(per)]
+        for f in sorted({f for p in per for f in p}):
+            md.append(f"| {f} | " + " | ".join(
+                f"{p[f]['mean']:.1f} ({p[f]['wall_s']:.0f} s)" if f in p else "-" for p in per) + " |")
+        md.append("")
+    _plot_sample(sm)
+    md += [f"![best evaluation so far vs frames and wall seconds]({NAME}_sample.png)", ""]
+    return md
 
 
 def render(d: dict) -> str:
@@ -246,23 +337,7 @@ def render(d: dict) -> str:
                for r in t["rows"]]
         md.append("")
     if "sample" in d:
-        sm = d["sample"]
-        md += ["## Learning per frame under a faster setting", "", f"`{sm['command']}`: {sm['setting']}, "
-               f"{sm['frames']} frames per seed, 2 seeds at a time (one torch thread each), the default MinAtar "
-               "schedules over those frames (epsilon to 0.1 over the first 100,000); evaluation every 100,000 frames "
-               "(10 episodes, epsilon 0.05), its mean and the training wall time to it. Today's trainer: the one run of "
-               "results/minatar_breakout.json (seed 0, trained beside a Rainbow run on the 2 cores; 869,890 frames in "
-               "all), its evaluations up to the same frames.", "",
-               "| frames | today's trainer (seed 0) | " + " | ".join(f"seed {r['seed']}" for r in sm["seeds"]) + " |",
-               "|---|---|" + "---|" * len(sm["seeds"])]
-        today = {e["frames"]: f"{e['mean']:.1f} ({e['wall_s']:.0f} s)" for e in sm["today"]}
-        per = [{e["frames"]: e for e in r["evals"]} for r in sm["seeds"]]
-        for f in sorted({f for p in per for f in p} | {f for f in today if f <= sm["frames"]}):
-            md.append(f"| {f} | {today.get(f, '-')} | " + " | ".join(
-                f"{p[f]['mean']:.1f} ({p[f]['wall_s']:.0f} s)" if f in p else "-" for p in per) + " |")
-        best_today = max((e["mean"] for e in sm["today"] if e["frames"] <= sm["frames"]), default=None)
-        md += ["", f"Best evaluation up to {sm['frames']} frames: today's trainer {best_today}; this setting "
-               + ", ".join(f"seed {r['seed']}: {r['best']}" for r in sm["seeds"]) + ".", ""]
+        md += _render_sample(d["sample"])
     return "\n".join(md)
 
 
@@ -273,6 +348,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("part", nargs="?", choices=("updates", "train", "sample"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
+    ap.add_argument("--settings", nargs="+", choices=tuple(SAMPLE_SETTINGS), default=["today", "8env"],
+                    help="sample part: which settings to train")
     ap.add_argument("--frames", type=int, default=20_000)
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from its JSON")
     args = ap.parse_args()
