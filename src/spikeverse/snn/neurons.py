@@ -265,28 +265,46 @@ class LIFNeuron(_Neuron):
 
 
 def _dsqn_loop(x_seq: Tensor, v: Tensor, tau: float, v_th: float, v_reset: float, hard: bool,
-               keep_u: bool = False) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+               grad_coeffs: Optional[tuple[Callable[[Tensor], Tensor], bool]] = None
+               ) -> tuple[Tensor, Tensor, Optional[tuple[Tensor, Tensor]]]:
     """T steps of ``lif_dsqn_step`` in place on ``v`` (same arithmetic, no graph, no allocation
-    per step): returns the spikes [T, ...], the final membrane and, with ``keep_u``, every u_t."""
+    per step): returns the spikes [T, ...], the final membrane and, with ``grad_coeffs = (surrogate derivative, detach_reset)``, the two coefficients of
+    :class:`_DSQNWindow`'s backward, sigma_t / tau and dv_t/du_t (1 - 1/tau), computed while u_t
+    is at hand (one step's slice, in cache) rather than in passes over the whole window later."""
     out = torch.empty_like(x_seq, memory_format=torch.contiguous_format)
-    u_seq = torch.empty_like(out) if keep_u else None
     tmp = torch.empty_like(v)
+    coeffs = None
+    if grad_coeffs is not None:
+        derivative, detach_reset = grad_coeffs
+        coeffs = (torch.empty(x_seq.shape, dtype=v.dtype, device=v.device),
+                  torch.empty(x_seq.shape, dtype=v.dtype, device=v.device))
     for t in range(x_seq.shape[0]):
         torch.sub(x_seq[t], v, out=tmp)  # u = v + (x - v + V_r) / tau
         if v_reset != 0.0:
             tmp.add_(v_reset)
         v.add_(tmp.div_(tau))
-        if keep_u:
-            u_seq[t].copy_(v)
         s = out[t]
         torch.ge(v, v_th, out=s)  # H(u - V_th), as 0./1.
+        if coeffs is not None:
+            sigma = derivative(v - v_th)
+            torch.mul(sigma, 1.0 / tau, out=coeffs[0][t])
+            c = coeffs[1][t]
+            if hard:  # dv/du = (1 - s) + (V_r - u) sigma; detach_reset: 1 - s
+                torch.mul(s, -1.0, out=c).add_(1.0)
+                if not detach_reset:
+                    c.addcmul_(sigma, torch.mul(v, -1.0, out=tmp).add_(v_reset))
+            elif detach_reset:
+                c.fill_(1.0)
+            else:  # soft: 1 - V_th sigma
+                torch.mul(sigma, -v_th, out=c).add_(1.0)
+            c.mul_(1.0 - 1.0 / tau)
         if hard:  # u (1 - s) + V_r s, as u - u s + V_r s
             v.addcmul_(v, s, value=-1.0)
             if v_reset != 0.0:
                 v.add_(s, alpha=v_reset)
         else:  # u - V_th s
             v.sub_(s, alpha=v_th)
-    return out, v, u_seq
+    return out, v, coeffs
 
 
 class _DSQNWindow(torch.autograd.Function):
@@ -299,34 +317,25 @@ class _DSQNWindow(torch.autograd.Function):
                                                         detach_reset: 1 - s_t, resp. 1)
         dL/du_t = dL/ds_t sigma_t + dL/dv_t dv_t/du_t,  dL/dx_t = dL/du_t / tau,
         dL/dv_{t-1} = dL/du_t (1 - 1/tau).
-    The same gradients as autograd through the step-by-step graph, without building it."""
+    In g_t = dL/dx_t this is g_t = dL/ds_t (sigma_t / tau) + (dv_t/du_t (1 - 1/tau)) g_{t+1}:
+    the forward stores the two coefficients, the backward is one multiply and one fused
+    multiply-add per step. The same gradients as autograd through the step-by-step graph."""
 
     @staticmethod
     def forward(ctx, x_seq, v0, tau, v_th, v_reset, hard, detach_reset, spike_fn):
-        s_seq, v, u_seq = _dsqn_loop(x_seq, v0.clone(), tau, v_th, v_reset, hard, keep_u=True)
-        ctx.save_for_backward(u_seq, s_seq)
-        ctx.consts = (tau, v_th, v_reset, hard, detach_reset, spike_fn)
+        s_seq, v, (sig, c) = _dsqn_loop(x_seq, v0.clone(), tau, v_th, v_reset, hard,
+                                        grad_coeffs=(spike_fn.derivative, detach_reset))
+        ctx.save_for_backward(sig, c)
         ctx.mark_non_differentiable(v)
         return s_seq, v
 
     @staticmethod
     def backward(ctx, grad_s, _grad_v):
-        u_seq, s_seq = ctx.saved_tensors
-        tau, v_th, v_reset, hard, detach_reset, spike_fn = ctx.consts
-        sigma = spike_fn.derivative(u_seq - v_th)
-        if hard:
-            dv_du = (1.0 - s_seq) if detach_reset else (1.0 - s_seq) + (v_reset - u_seq) * sigma
-        else:
-            dv_du = torch.ones_like(u_seq) if detach_reset else 1.0 - v_th * sigma
-        # dL/du_t = a_t + c_t dL/du_{t+1}, a_t = dL/ds_t sigma_t, c_t = dv_t/du_t (1 - 1/tau):
-        # one fused multiply-add per step
-        a = grad_s * sigma
-        c = dv_du.mul_(1.0 - 1.0 / tau)
-        grad_u = a
-        for t in range(u_seq.shape[0] - 2, -1, -1):
-            grad_u[t].addcmul_(c[t], grad_u[t + 1])
-        grad_x = grad_u.div_(tau)
-        return grad_x, None, None, None, None, None, None, None
+        sig, c = ctx.saved_tensors
+        g = torch.mul(grad_s, sig)
+        for t in range(g.shape[0] - 2, -1, -1):
+            g[t].addcmul_(c[t], g[t + 1])
+        return g, None, None, None, None, None, None, None
 
 
 class DSQNLIFNeuron(_Neuron):
