@@ -37,18 +37,21 @@ TUNING_NOTE = ("the defaults (src/spikeverse/rl/config.py) were chosen on seeds 
 SOLVED = 475.0
 
 
-def run_spikeverse(seed: int, workdir: Path) -> dict:
+def run_spikeverse(seed: int, workdir: Path, name: str = "sv", **overrides) -> dict:
+    """Train the default CartPole config (with ``overrides``) into workdir/NAME-SEED from scratch;
+    its wall time and the evaluation protocol's 20 episodes of its best weights."""
     from spikeverse.rl.checkpoint import load_dqn
     from spikeverse.rl.config import DQNConfig
     from spikeverse.rl.evaluation import evaluate
     from spikeverse.rl.train import train_dqn
 
-    cfg = DQNConfig.for_env("CartPole-v1", seed=seed, device="cpu")
-    shutil.rmtree(workdir / f"sv-{seed}", ignore_errors=True)  # a killed run's partial seed starts over
+    cfg = DQNConfig.for_env("CartPole-v1", seed=seed, device="cpu", **overrides)
+    run = workdir / f"{name}-{seed}"
+    shutil.rmtree(run, ignore_errors=True)  # a killed run's partial seed starts over
     t0 = time.perf_counter()
-    train_dqn(cfg, workdir / f"sv-{seed}", progress=False, resume=False)
+    train_dqn(cfg, run, progress=False, resume=False)
     wall = time.perf_counter() - t0
-    net, _ = load_dqn(workdir / f"sv-{seed}")
+    net, _ = load_dqn(run)
     res = evaluate(net, "CartPole-v1", episodes=20, seed=HELDOUT_SEED_OFFSET + seed)
     return {"seed": seed, "eval_mean": res.mean, "eval_std": res.std, "wall_s": round(wall, 2)}
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _results import RESULTS, rewrite_reports, write_report
+from _results import RESULTS, median, rewrite_reports, seed_span, write_report
 
 NAME = "throughput"
 ENV = "MinAtar/Breakout"
@@ -209,8 +209,9 @@ def sample(args) -> None:
     root = RUNS / "throughput"
     jobs = [(key, seed, args.frames, str(root / f"sample-{key}-seed{seed}")) for key in args.settings for seed in args.seeds]
     path = RESULTS / f"{NAME}.json"
-    with mp.get_context("spawn").Pool(2) as pool:
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
         for row in pool.imap_unordered(_sample_one, jobs):
+            row["jobs"] = args.jobs  # runs at a time on the 2 cores (their wall times depend on it)
             print(row["setting"], row["seed"], row["best"], flush=True)
             data = json.loads(path.read_text()) if path.exists() else {}
             part = data.get("sample", {})
@@ -222,6 +223,78 @@ def sample(args) -> None:
                 frames=args.frames, settings=" ".join(part["settings"]),
                 seeds=" ".join(map(str, sorted({r["seed"] for v in part["settings"].values() for r in v["seeds"]}))))
             _save(sample=part)
+
+
+# CartPole settings (key -> description, DQNConfig overrides): every one replays 64 samples per frame,
+# as the default of before issue 14 does, whose values "today" pins
+CARTPOLE_SETTINGS = {
+    "today": ("today: 1 env, 1 x 128 per 2 frames", dict(num_envs=1, batch_size=128, train_freq=2)),
+    "4env": ("4 envs, 1 x 256 per 4 frames", dict(num_envs=4, batch_size=256, train_freq=1)),
+    "8env": ("8 envs, 1 x 512 per 8 frames", dict(num_envs=8, batch_size=512, train_freq=1)),
+}
+CARTPOLE_TUNING_SEEDS = list(range(10))  # settings are chosen on these; the headline uses others
+
+
+def _cartpole_one(args) -> dict:
+    key, seed, root = args
+    import torch
+
+    torch.set_num_threads(1)
+    from cartpole_dqn import run_spikeverse
+
+    return dict(setting=key, **run_spikeverse(seed, Path(root), name=key, **CARTPOLE_SETTINGS[key][1]))
+
+
+def cartpole(args) -> None:
+    """Every (setting, seed) pair not yet in the results, 2 at a time, each saved as it ends."""
+    from _results import RUNS
+
+    path = RESULTS / f"{NAME}.json"
+    old = (json.loads(path.read_text()) if path.exists() else {}).get("cartpole", {})
+    have = {(r["setting"], r["seed"]) for r in old.get("rows", [])}
+    jobs = [(key, seed, str(RUNS / "throughput" / "cartpole")) for seed in args.seeds for key in args.settings
+            if (key, seed) not in have]
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
+        for row in pool.imap_unordered(_cartpole_one, jobs):
+            print(row, flush=True)
+            data = json.loads(path.read_text()) if path.exists() else {}
+            part = data.get("cartpole", dict(env="CartPole-v1", rows=[]))
+            part["rows"] = sorted([r for r in part["rows"] if (r["setting"], r["seed"]) != (row["setting"], row["seed"])]
+                                  + [row], key=lambda r: (r["setting"], r["seed"]))
+            part["tuning_seeds"] = CARTPOLE_TUNING_SEEDS
+            part["settings"] = {k: v[0] for k, v in CARTPOLE_SETTINGS.items()}
+            _save(cartpole=part)
+
+
+def _render_cartpole(cp: dict) -> list[str]:
+    from cartpole_dqn import SOLVED
+
+    md = ["## CartPole-v1: the default config's settings", "",
+          "`python benchmarks/throughput.py cartpole --settings KEY ... --seeds S ...`: each setting trains the "
+          "CartPole default (50,000 frames, 64 samples replayed per frame) from scratch on every seed, 2 runs at a "
+          "time on the 2 cores, one torch thread each; then the evaluation protocol on its best weights (20 "
+          "episodes, seed 1000 + seed, epsilon 0.05). Solved: eval mean >= 475. Settings are chosen on the tuning "
+          f"seeds {seed_span(cp['tuning_seeds'])}; the other seeds were used for nothing else.", "",
+          "| seeds | setting | runs | solved | median eval mean | lowest | median wall s | x today's median wall |",
+          "|---|---|---|---|---|---|---|---|"]
+    groups = {"tuning": [r for r in cp["rows"] if r["seed"] in cp["tuning_seeds"]],
+              "untuned": [r for r in cp["rows"] if r["seed"] not in cp["tuning_seeds"]]}
+    for group, rows in groups.items():
+        if not rows:
+            continue
+        seeds = sorted({r["seed"] for r in rows})
+        by = {}
+        for r in rows:
+            by.setdefault(r["setting"], []).append(r)
+        today = median(r["wall_s"] for r in by.get("today", []))
+        for key, rs in by.items():
+            wall = median(r["wall_s"] for r in rs)
+            md.append(f"| {group} {seed_span(seeds)} | {cp['settings'][key]} | {len(rs)} | "
+                      f"{sum(r['eval_mean'] >= SOLVED for r in rs)}/{len(rs)} | {median(r['eval_mean'] for r in rs):.1f} | "
+                      f"{min(r['eval_mean'] for r in rs):.1f} | {wall:.1f} | "
+                      f"{(f'{today / wall:.2f}' if today else '-')} |")
+    md.append("")
+    return md
 
 
 def _save(**part) -> None:
@@ -279,12 +352,13 @@ def _plot_sample(sm: dict) -> None:
 def _render_sample(sm: dict) -> list[str]:
     settings = sm["settings"]
     md = ["## Learning per frame under faster settings", "", f"`{sm['command']}`: each setting trained to "
-          f"{sm['frames']} frames on every seed (resumable run directories in benchmarks/runs/throughput/), 2 runs at "
-          "a time on the 2 cores, one torch thread each, the default MinAtar schedules over those frames (epsilon to "
+          f"{sm['frames']} frames on every seed (resumable run directories in benchmarks/runs/throughput/), several "
+          "runs at a time on the 2 cores (column 'at a time': their wall times depend on it), one torch thread each, "
+          "the default MinAtar schedules over those frames (epsilon to "
           "0.1 over the first 100,000); evaluation every 100,000 frames (10 episodes, epsilon 0.05), its mean and "
           "the training wall time to it. The MinAtar defaults were tuned on seed 0; these seeds were not used.", "",
-          "| setting | seeds | best evaluation per seed | mean | 95% CI (t, over seeds) | median wall s to the last frame | frames/s |",
-          "|---|---|---|---|---|---|---|"]
+          "| setting | seeds | best evaluation per seed | mean | 95% CI (t, over seeds) | at a time | median wall s to the last frame | frames/s |",
+          "|---|---|---|---|---|---|---|---|"]
     for runs in settings.values():
         seeds = runs["seeds"]
         best = [r["best"] for r in seeds]
@@ -292,6 +366,7 @@ def _render_sample(sm: dict) -> list[str]:
         walls = [max(e["wall_s"] for e in r["evals"]) for r in seeds]
         md.append(f"| {runs['setting']} | {' '.join(str(r['seed']) for r in seeds)} | "
                   f"{', '.join(f'{b:.1f}' for b in best)} | {np.mean(best):.1f} | {lo:.1f} to {hi:.1f} | "
+                  f"{'/'.join(sorted({str(r.get('jobs', 2)) for r in seeds}))} | "
                   f"{np.median(walls):.0f} | {np.median([r['frames'] / w for r, w in zip(seeds, walls)]):.0f} |")
     md += ["", "Evaluation mean (training wall seconds to it) per seed:", ""]
     for runs in settings.values():
@@ -338,6 +413,8 @@ def render(d: dict) -> str:
         md.append("")
     if "sample" in d:
         md += _render_sample(d["sample"])
+    if "cartpole" in d:
+        md += _render_cartpole(d["cartpole"])
     return "\n".join(md)
 
 
@@ -346,17 +423,23 @@ REPORTS = {NAME: render}
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", nargs="?", choices=("updates", "train", "sample"))
+    ap.add_argument("part", nargs="?", choices=("updates", "train", "sample", "cartpole"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
-    ap.add_argument("--settings", nargs="+", choices=tuple(SAMPLE_SETTINGS), default=["today", "8env"],
-                    help="sample part: which settings to train")
+    ap.add_argument("--settings", nargs="+", help=f"sample part: of {', '.join(SAMPLE_SETTINGS)} (default today 8env); "
+                    f"cartpole part: of {', '.join(CARTPOLE_SETTINGS)} (default all)")
     ap.add_argument("--frames", type=int, default=20_000)
+    ap.add_argument("--jobs", type=int, default=2, help="sample, cartpole: runs at a time (one torch thread each)")
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from its JSON")
     args = ap.parse_args()
     if args.report or args.part is None:
         rewrite_reports(REPORTS)
         return
-    {"updates": updates, "train": train, "sample": sample}[args.part](args)
+    choices = {"sample": SAMPLE_SETTINGS, "cartpole": CARTPOLE_SETTINGS}.get(args.part, {})
+    if args.settings is None:
+        args.settings = ["today", "8env"] if args.part == "sample" else list(choices)
+    elif set(args.settings) - set(choices):
+        ap.error(f"--settings of the {args.part} part: choose from {', '.join(choices)}")
+    {"updates": updates, "train": train, "sample": sample, "cartpole": cartpole}[args.part](args)
 
 
 if __name__ == "__main__":

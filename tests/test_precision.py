@@ -85,3 +85,19 @@ def test_every_rainbow_part_trains_in_bfloat16(tmp_path, switches):
     assert res.steps == 300
     net, meta = load_dqn(tmp_path)
     assert meta["config"]["precision"] == "bfloat16" and torch.isfinite(net(torch.zeros(2, 4))).all()
+
+
+def test_a_vectorized_bfloat16_run_is_deterministic_for_its_seed_and_number_of_envs(tmp_path):
+    from spikeverse.rl.checkpoint import load_dqn
+    from spikeverse.rl.train import train_dqn
+
+    def weights(name: str, num_envs: int) -> dict:
+        cfg = DQNConfig.for_env("MinAtar/Breakout", total_steps=1_600, num_envs=num_envs, learning_starts=400,
+                                batch_size=8 * num_envs, buffer_size=2_000, eval_interval=0, device="cpu",
+                                precision="bfloat16", hidden=(32,))
+        train_dqn(cfg, tmp_path / name, progress=False)
+        return load_dqn(tmp_path / name)[0].state_dict()
+
+    a, b, c = weights("a", 4), weights("b", 4), weights("c", 2)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same seed and number of envs: the same run
+    assert not all(torch.equal(a[k], c[k]) for k in a)

@@ -31,6 +31,25 @@ def flag(name: str, value: object = None) -> str:
     return names[1] if value is False and len(names) > 1 else names[0]
 
 
+def _int_timesteps(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SpikeverseError(f"--timesteps takes an integer >= 1 or auto, got {value!r}") from None
+
+
+def _auto(timesteps: Optional[str], target: Optional[float], frames: Optional[int]) -> Optional[dict]:
+    """{"target", "frames"} for --timesteps auto; its two options are refused without it."""
+    from spikeverse.convert import AUTO_FRAMES, AUTO_TARGET
+
+    if timesteps != "auto":
+        for name, value in (("--agreement-target", target), ("--heldout-frames", frames)):
+            if value is not None:
+                raise SpikeverseError(f"{name} applies to --timesteps auto only")
+        return None
+    return dict(target=AUTO_TARGET if target is None else target, frames=AUTO_FRAMES if frames is None else frames)
+
+
 @app.command()
 def convert(
     run_dir: Optional[Path] = typer.Argument(None, help="A DQN run directory (spikeverse train); or use --state-dict."),
@@ -38,7 +57,9 @@ def convert(
     env: Optional[str] = typer.Option(None, "--env", help="Environment id of the state dict's network."),
     method: str = typer.Option("tan", help="naive (seed 000: scaled weights, LIF, Poisson input, most spikes), tan (seed 001: IF, reset by subtraction, percentile normalization, robust readout) or fast (QCFS fine-tune, V_thr/2 start, analog readout)."),
     percentile: Optional[float] = typer.Option(None, help="tan, fast: p of the p-th percentile normalization (100 = max).", show_default="99.9"),
-    timesteps: Optional[int] = typer.Option(None, help="Simulation steps T per decision (default: naive/tan 100, fast 32; seed 001 tables: 500)."),
+    timesteps: Optional[str] = typer.Option(None, help="Simulation steps T per decision (default: naive/tan 100, fast 32; seed 001 tables: 500), or auto: the smallest T of 4, 8, ..., 500 whose agreement with the DQN on held-out frames reaches --agreement-target."),
+    agreement_target: Optional[float] = typer.Option(None, help="--timesteps auto: the agreement to reach.", show_default="0.99"),
+    heldout_frames: Optional[int] = typer.Option(None, help="--timesteps auto: frames of the DQN's play (seed + 1000, not the collection's) the agreement is measured on.", show_default="2000"),
     readout: Optional[str] = typer.Option(None, help="Output readout: count, rate, robust (eq. 17) or membrane (analog). Default per method: naive count, tan robust, fast membrane."),
     levels: Optional[int] = typer.Option(None, help="fast: QCFS quantization levels L of the fine-tune (0 = no fine-tune).", show_default="32"),
     finetune_steps: Optional[int] = typer.Option(None, help="fast: Adam steps (batches of 256) of the QCFS distillation fine-tune.", show_default="50000"),
@@ -61,6 +82,11 @@ def convert(
     from spikeverse.convert import check_options, convert_source, refuse_stray_options
     from spikeverse.device import resolve_device
 
+    auto = _auto(timesteps, agreement_target, heldout_frames)
+    if auto is not None:
+        timesteps = None
+    elif timesteps is not None:
+        timesteps = _int_timesteps(timesteps)
     scale_list = None
     if scales is not None:
         try:
@@ -78,7 +104,7 @@ def convert(
     options.update(frames=frames, epsilon=epsilon, seed=seed)  # every method takes these
     target = out or default_snn_dir(run_dir, state_dict, method, 99.9 if percentile is None else percentile)
     summary = convert_source(target, run_dir, state_dict=state_dict, env_id=env, method=method, readout=readout,
-                             device=resolve_device(device), progress=progress, **options)
+                             device=resolve_device(device), progress=progress, auto=auto, **options)
     if as_json:
         typer.echo(json.dumps(summary))
     else:
@@ -90,3 +116,8 @@ def convert(
             scaling = "scales " + ", ".join(f"{x:g}" for x in summary["scales"])
         typer.echo(f"{summary['env_id']}: converted ({summary['method']}, T={summary['timesteps']}, "
                    f"{summary['readout']} readout; {scaling}) -> {summary['snn_dir']}")
+        if auto is not None:
+            a = summary["timesteps_auto"]
+            curve = ", ".join(f"T={p['timesteps']}: {p['agreement']:.3f}" for p in a["curve"])
+            verdict = "reaches" if a["reached"] else "does not reach; the best T is kept"
+            typer.echo(f"agreement on {a['heldout_frames']} held-out frames: {curve} ({verdict} {a['target']:g})")

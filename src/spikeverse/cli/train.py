@@ -34,7 +34,7 @@ def train(
     batch_size: Optional[int] = typer.Option(None, help="dqn, dsqn: transitions per update (default per env)."),
     train_freq: Optional[int] = typer.Option(None, help="dqn, dsqn: collection steps (of all --num-envs envs) between updates (default per env)."),
     gradient_steps: Optional[int] = typer.Option(None, help="dqn, dsqn: updates each time (default per env). Replay ratio = batch x gradient steps / (num envs x train freq) samples per frame."),
-    precision: Optional[str] = typer.Option(None, help="dqn: float32 (default) or bfloat16 (the update under autocast; weights, Adam and acting in float32)."),
+    precision: Optional[str] = typer.Option(None, help="dqn: float32 or bfloat16 (the update under autocast; weights, Adam and acting in float32); default per env (MinAtar: bfloat16)."),
     arch: Optional[str] = typer.Option(None, help="Network: mlp (image observations are flattened), minatar or nature (default per env)."),
     hidden: Optional[str] = typer.Option(None, help="Hidden layer widths, comma-separated, e.g. 256,256 (CNNs: the fully connected layer; rstdp: one width, default 64)."),
     timesteps: Optional[int] = typer.Option(None, help="dsqn: simulation steps T per decision (default 16; seed 003: 64)."),

@@ -9,7 +9,9 @@ Modules, one concept each:
 - ``io``: converted SNNs as run directories (checkpoint kind ``"snn"``).
 
 - ``methods``: naive (seed 000), tan (seed 001), fast (QCFS fine-tune + V_thr/2 + analog
-  readout + early decision), and ``convert_ann`` choosing by name; ``qcfs``: the fine-tune.
+  readout + early decision), and ``convert_ann`` choosing by name; ``qcfs``: the fine-tune;
+- ``timesteps``: agreement against T on held-out frames, and ``--timesteps auto`` (the smallest
+  T that keeps the DQN's decisions).
 
 ``convert_source`` loads a source, converts it and saves the SNN directory (what
 ``spikeverse convert`` calls).
@@ -62,6 +64,7 @@ from spikeverse.convert.spiking import (
     energy_uj,
     readout,
 )
+from spikeverse.convert.timesteps import AUTO_FRAMES, AUTO_TARGET, T_GRID, auto_timesteps, check_auto
 from spikeverse.errors import SpikeverseError
 from spikeverse.rl.checkpoint import load_dqn
 
@@ -72,7 +75,8 @@ __all__ = [
     "SpikingQNetwork", "activation_stats", "agreement", "collect_activations", "convert_ann", "convert_fast",
     "convert_naive", "convert_source", "convert_tan", "energy_uj", "layer_scales", "qcfs_finetune",
     "env_io", "fold_dueling", "from_module", "from_state_dict", "load_ann", "load_snn", "load_source",
-    "load_state_dict_file", "normalize", "readout", "save_snn",
+    "load_state_dict_file", "normalize", "readout", "save_snn", "AUTO_FRAMES", "AUTO_TARGET", "T_GRID",
+    "auto_timesteps", "check_auto",
 ]
 
 
@@ -99,15 +103,26 @@ def load_source(run_dir: str | Path | None = None, *, state_dict: str | Path | N
 
 def convert_source(out: str | Path, run_dir: str | Path | None = None, *, state_dict: str | Path | None = None,
                    env_id: str | None = None, method: str = "tan", readout: str | None = None,
-                   device: str | torch.device = "cpu", **options: Any) -> dict[str, Any]:
+                   device: str | torch.device = "cpu", auto: dict[str, Any] | None = None,
+                   **options: Any) -> dict[str, Any]:
     """Load a source network, convert it with ``method`` (options: timesteps, frames, epsilon,
     seed, and the method's own, e.g. percentile for tan and fast: ``convert.methods.method_options``;
     any other is refused before anything is loaded) and save the SNN run directory ``out``.
+    ``auto`` (``{"target", "frames"}``, instead of ``timesteps``): T is the smallest of ``T_GRID``
+    whose agreement with the DQN on held-out frames reaches the target (``convert.timesteps``).
     Returns the summary written to the checkpoint metadata (plus ``snn_dir``)."""
     check_options(method, **({} if readout is None else {"readout": readout}), **options)  # before any work
+    if auto is not None:
+        if "timesteps" in options:
+            raise SpikeverseError("give --timesteps N or --timesteps auto, not both")
+        check_auto(auto["target"], auto["frames"])
     check_snn_dir(out)
     ann, env, source = load_source(run_dir, state_dict=state_dict, env_id=env_id, device=device)
     snn, info = convert_ann(ann, env, method=method, readout=readout, **options)
+    if auto is not None:
+        info["timesteps_auto"] = auto_timesteps(snn, ann, env, target=auto["target"], frames=auto["frames"],
+                                                epsilon=options.get("epsilon", 0.05), seed=options.get("seed", 0),
+                                                progress=options.get("progress"))
     meta = dict(env_id=env, source=source, **info)
     save_snn(out, snn, ann, meta)
     return dict(snn_dir=str(Path(out)), **meta, timesteps=snn.timesteps, readout=snn.readout,

@@ -4,7 +4,8 @@ Every grid is a slice of one range, so that results of the main job, of ``spikev
 benchmarks/conversion.py line up at the same T.
 """
 
-T_GRID = (4, 8, 16, 32, 64, 128, 256, 500)  # seed 001 Fig. 1a sweeps T up to 500; 4 shows where the fast method starts
+from spikeverse.convert.timesteps import T_GRID  # seed 001's range, 4 to 500 (also what --timesteps auto searches)
+
 SWEEP_TIMESTEPS = T_GRID[1:]  # `spikeverse sweep`: seed 001's range, 8 to 500
 PIPELINE_TIMESTEPS = T_GRID[1:6]  # the main job's quick sweep, 8 to 128: beyond 128 the tan method on CartPole
 #                                   changes little and each T costs minutes of play
