@@ -73,3 +73,45 @@ def score_and_agreement_vs_timesteps(points: Sequence[dict], path: str | Path, *
     ax2.set_ylim(0, 1.02)
     ax.set_title(title)
     return _save(fig, path)
+
+
+def curves_with_seed_bands(curves: dict[str, list[list[tuple[float, float]]]], path: str | Path, *,
+                           title: str = "", xlabel: str = "frames", ylabel: str = "evaluation mean") -> Path:
+    """One line per agent: the mean over seeds of its (x, y) curves at the x they share, and a
+    band from the lowest to the highest seed (a multi-game study's learning curves)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, runs in curves.items():
+        runs = [r for r in runs if r]
+        if not runs:
+            continue
+        n = min(len(r) for r in runs)
+        x = np.asarray([p[0] for p in runs[0][:n]], float)
+        y = np.asarray([[p[1] for p in r[:n]] for r in runs], float)
+        line, = ax.plot(x, y.mean(0), lw=1.5, label=f"{name} ({len(runs)} seeds)")
+        if len(runs) > 1:
+            ax.fill_between(x, y.min(0), y.max(0), alpha=0.2, color=line.get_color())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
+def intervals(points: dict[str, tuple[float, float | None, float | None]], path: str | Path, *, title: str = "",
+              xlabel: str = "", reference: float | None = None) -> Path:
+    """A point and its 95% interval per row (name -> (point, low, high)); ``reference``: a
+    vertical line (e.g. 1 for DQN-normalized scores)."""
+    names = list(points)
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(names)))
+    for i, name in enumerate(names):
+        p, lo, hi = points[name]
+        if lo is not None and hi is not None:
+            ax.plot([lo, hi], [i, i], lw=4, alpha=0.5, color="tab:blue")
+        ax.plot([p], [i], "o", color="tab:blue")
+    if reference is not None:
+        ax.axvline(reference, color="gray", lw=1, ls="--")
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return _save(fig, path)

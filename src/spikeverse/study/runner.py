@@ -1,0 +1,137 @@
+"""Running a multi-game study (``spikeverse study``, issue 15): the cells of a :class:`StudySpec`
+phase by phase on local processes or Ray tasks (``evo.executor``), resumable, then the report.
+
+    STUDY/config.yaml      the resolved study (a rerun must name the same one)
+    STUDY/cells/           one JSON per finished cell; NAME.error.json for a cell that failed
+    STUDY/runs/...         the agents' run directories (``study.cells``)
+    STUDY/report.md, results.json, results.csv, figures/   (``analysis.study_report``)
+
+A rerun does only what is missing: finished cells are skipped, a failed one is tried again, and an
+interrupted training resumes from its checkpoint. The results do not depend on the executor or the
+number of workers: every cell's randomness comes from its own seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from spikeverse.errors import SpikeverseError
+from spikeverse.evo.executor import make_executor
+from spikeverse.io.checkpoint import atomic_write_text
+from spikeverse.io.rundir import read_config, write_config
+from spikeverse.progress import Progress, announce
+from spikeverse.study.cells import RANDOM, Cell, run_cell
+from spikeverse.study.spec import CONVERTED, StudySpec
+
+CELLS = "cells"
+
+
+def plan(spec: StudySpec) -> list[Cell]:
+    """Every cell of the study, phase by phase."""
+    names = spec.agent_names()
+    cells = []
+    for env in spec.envs:
+        for seed in spec.seeds:
+            for name in names:
+                kind = name.split("-")[0]
+                cells.append(Cell("convert" if kind in CONVERTED else "train", env, seed, name))
+    cells += [Cell("evaluate", env, seed, name) for env in spec.envs for seed in spec.seeds for name in names]
+    # the normalization's floor: uniformly random actions (the first seed's DQN at epsilon 1)
+    cells += [Cell("evaluate", env, spec.seeds[0], RANDOM) for env in spec.envs]
+    if spec.robustness:
+        cells += [Cell("robustness", env, seed, "all") for env in spec.envs for seed in spec.seeds]
+    order = {"train": 0, "convert": 1, "evaluate": 2, "robustness": 3}
+    return sorted(cells, key=lambda c: order[c.phase])
+
+
+def _needs(cell: Cell) -> list[Cell]:
+    """The cells whose results this one uses."""
+    if cell.phase == "train":
+        return []
+    if cell.phase == "convert":
+        return [Cell("train", cell.env, cell.seed, "dqn")]
+    if cell.phase == "evaluate":
+        if cell.agent == RANDOM:
+            return [Cell("train", cell.env, cell.seed, "dqn")]
+        kind = cell.agent.split("-")[0]
+        return [Cell("convert" if kind in CONVERTED else "train", cell.env, cell.seed, cell.agent)]
+    return []  # robustness: the evaluate cells of its (env, seed), checked by the caller
+
+
+def payload(spec: StudySpec, out: Path, device: str) -> dict[str, Any]:
+    """What every cell reads (plain data: it travels to worker processes and Ray tasks)."""
+    agents = {name: opts for a in spec.agents for name, opts in a.variants()}
+    return dict(out=str(out), device=device, frames=dict(spec.frames), episodes=spec.episodes, epsilon=spec.epsilon,
+                eval_seed=spec.eval_seed, agents=agents, agent_names=spec.agent_names(),
+                robustness=list(spec.robustness))
+
+
+def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", workers: int = 1,
+              device: str = "cpu", progress: bool | None = None) -> dict[str, Any]:
+    """Run (or resume) the study into ``out``; returns results.json's content."""
+    from spikeverse.study.report import write_report
+    from spikeverse.device import resolve_device
+
+    out = Path(out)
+    resolve_device(device)
+    make_executor(executor, 1) if executor != "local" else None  # an unknown executor or missing ray: refused now
+    config = spec.to_dict()
+    old = read_config(out)
+    if old is not None and old != json.loads(json.dumps(config)):
+        raise SpikeverseError(f"{out} holds another study (other envs, seeds, agents or protocol); use another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(out, json.loads(json.dumps(config)))
+    (out / CELLS).mkdir(exist_ok=True)
+    cells = plan(spec)
+    data = payload(spec, out, device)
+    done = {c for c in cells if (out / CELLS / f"{c.name}.json").is_file()}
+    announce(f"study: {len(spec.envs)} envs x {len(spec.seeds)} seeds x {len(spec.agent_names())} agents, "
+             f"{len(cells)} cells, {len(done)} done -> {out}", progress)
+    with make_executor(executor, workers) as ex, Progress(len(cells), "study", unit="cell", initial=len(done),
+                                                           enabled=progress) as bar:
+        for phase in dict.fromkeys(c.phase for c in cells):
+            todo = [c for c in cells if c.phase == phase and c not in done]
+            ready = []
+            for c in todo:
+                missing = [n for n in _needs(c) if n not in done]
+                if phase == "robustness":
+                    missing = [Cell("evaluate", c.env, c.seed, a) for a in spec.agent_names()
+                               if Cell("evaluate", c.env, c.seed, a) not in done]
+                if missing:
+                    _record(out, c, {"error": f"needs {missing[0].name}, which did not finish"})
+                    bar.update(1)
+                else:
+                    ready.append(c)
+            size = max(1, ex.workers)
+            for batch in (ready[j:j + size] for j in range(0, len(ready), size)):
+                for c, res in zip(batch, ex.map(partial(run_cell, data), batch)):
+                    if _record(out, c, res):
+                        done.add(c)
+                    bar.update(1)
+    return write_report(out, spec, cells)
+
+
+def _record(out: Path, cell: Cell, result: dict[str, Any]) -> bool:
+    """Write a cell's result (True) or its error (False: a rerun tries it again)."""
+    ok = "error" not in result
+    path = out / CELLS / f"{cell.name}{'' if ok else '.error'}.json"
+    atomic_write_text(path, json.dumps(dict(cell=cell.__dict__, **result), default=float))
+    if ok:
+        (out / CELLS / f"{cell.name}.error.json").unlink(missing_ok=True)
+    return ok
+
+
+def read_cells(out: Path, cells: list[Cell]) -> tuple[dict[Cell, dict], dict[Cell, dict]]:
+    """(finished cells' results, failed cells' errors) of a study folder."""
+    results, errors = {}, {}
+    for c in cells:
+        p = out / CELLS / f"{c.name}.json"
+        e = out / CELLS / f"{c.name}.error.json"
+        if p.is_file():
+            results[c] = json.loads(p.read_text())
+        elif e.is_file():
+            errors[c] = json.loads(e.read_text())
+    return results, errors
