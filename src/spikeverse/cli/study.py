@@ -30,7 +30,8 @@ def study(
 ) -> None:
     """Train, convert and evaluate every agent of the grid; write the report (Tables 1 and 2, energy, aggregate IQM)."""
     from spikeverse.errors import SpikeverseError
-    from spikeverse.study.runner import CELLS, run_study
+    from spikeverse.study.cells import CELLS
+    from spikeverse.study.runner import run_study
     from spikeverse.study.spec import load_spec, parse_list
 
     spec = load_spec(study_file, envs=parse_list(envs), seeds=parse_list(seeds, int), agents=parse_list(agents),

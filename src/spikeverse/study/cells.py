@@ -17,12 +17,25 @@ A cell that raises returns its error instead; the orchestrator records it and go
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spikeverse.agents import load_policy
+from spikeverse.analysis.evaluate import evaluate_agent
+from spikeverse.convert import convert_source, load_ann, load_snn
+from spikeverse.convert.timesteps import agreement_vs_timesteps, heldout_frames
+from spikeverse.io.checkpoint import atomic_write_text
+from spikeverse.io.rundir import EVALS, read_metrics
+from spikeverse.rl.config import DQNConfig
+from spikeverse.rl.train import train_dqn
+from spikeverse.snn.config import SpikingConfig
+from spikeverse.study.robustness import run_robustness
+
+CELLS = "cells"  # STUDY/cells/: one JSON per finished cell, NAME.error.json per failed one
 PHASES = ("train", "convert", "evaluate", "robustness")
 RANDOM = "random"  # the evaluate cell of uniformly random actions: the DQN at epsilon 1
 
@@ -63,10 +76,6 @@ def run_cell(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
 
 
 def _train(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
-    from spikeverse.io.rundir import EVALS, read_metrics
-    from spikeverse.rl.config import DQNConfig
-    from spikeverse.rl.train import train_dqn
-    from spikeverse.snn.config import SpikingConfig
 
     agent = payload["agents"][cell.agent]
     extra: dict[str, Any] = {}
@@ -87,8 +96,6 @@ def _train(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
 def _convert(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
     """Convert the seed's DQN; the SNN's agreement with it against T on held-out frames (for
     ``timesteps: auto``: up to the T chosen)."""
-    from spikeverse.convert import convert_source, load_ann, load_snn
-    from spikeverse.convert.timesteps import agreement_vs_timesteps, heldout_frames
 
     opts = dict(payload["agents"][cell.agent])
     method = cell.agent.split("-")[0]
@@ -119,9 +126,6 @@ def _convert(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
 
 
 def _evaluate(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
-    from spikeverse.agents import load_policy
-    from spikeverse.analysis.evaluate import evaluate_agent
-    from spikeverse.convert.io import load_ann
 
     d = run_dir(payload["out"], cell.env, cell.seed, "dqn" if cell.agent == RANDOM else cell.agent)
     policy, meta = load_policy(d, payload["device"])
@@ -141,7 +145,6 @@ def _evaluate(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
 
 
 def _robustness(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
-    from spikeverse.study.robustness import run_robustness
 
     names = list(payload["agent_names"])
     dirs = [str(run_dir(payload["out"], cell.env, cell.seed, a)) for a in names]
@@ -155,3 +158,26 @@ def _robustness(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
 
 
 _PHASE_FN = {"train": _train, "convert": _convert, "evaluate": _evaluate, "robustness": _robustness}
+
+
+def record(out: Path, cell: Cell, result: dict[str, Any]) -> bool:
+    """Write a cell's result (True) or its error (False: a rerun tries it again)."""
+    ok = "error" not in result
+    path = Path(out) / CELLS / f"{cell.name}{'' if ok else '.error'}.json"
+    atomic_write_text(path, json.dumps(dict(cell=cell.__dict__, **result), default=float))
+    if ok:
+        (Path(out) / CELLS / f"{cell.name}.error.json").unlink(missing_ok=True)
+    return ok
+
+
+def read_cells(out: Path, cells: list[Cell]) -> tuple[dict[Cell, dict], dict[Cell, dict]]:
+    """(finished cells' results, failed cells' errors) of a study folder."""
+    results, errors = {}, {}
+    for c in cells:
+        p = Path(out) / CELLS / f"{c.name}.json"
+        e = Path(out) / CELLS / f"{c.name}.error.json"
+        if p.is_file():
+            results[c] = json.loads(p.read_text())
+        elif e.is_file():
+            errors[c] = json.loads(e.read_text())
+    return results, errors

@@ -30,7 +30,7 @@ from spikeverse.analysis.aggregate import iqm_interval, normalize, probability_o
 from spikeverse.analysis.plots import curves_with_seed_bands, intervals
 from spikeverse.analysis.statistics import compare, summarize
 from spikeverse.io.checkpoint import atomic_write_text
-from spikeverse.study.cells import RANDOM, Cell, env_slug
+from spikeverse.study.cells import RANDOM, Cell, env_slug, read_cells
 from spikeverse.study.spec import CONVERTED, TRAINED, StudySpec
 
 CSV_FIELDS = ("env", "seed", "agent", "n", "mean", "std", "pct_of_dqn", "p_vs_dqn", "conversion_rate",
@@ -236,8 +236,6 @@ def markdown(r: dict[str, Any]) -> str:
 
 def write_report(out: Path, spec: StudySpec, cells: list[Cell]) -> dict[str, Any]:
     """results.json, results.csv, report.md and figures/ of the study folder ``out``."""
-    from spikeverse.study.runner import read_cells
-
     results, errors = read_cells(out, cells)
     r = collect(spec, results, errors)
     r = json.loads(json.dumps(r, default=float))  # what the file holds (seed keys become strings)

@@ -18,15 +18,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from spikeverse.device import resolve_device
 from spikeverse.errors import SpikeverseError
 from spikeverse.evo.executor import make_executor
-from spikeverse.io.checkpoint import atomic_write_text
 from spikeverse.io.rundir import read_config, write_config
 from spikeverse.progress import Progress, announce
-from spikeverse.study.cells import RANDOM, Cell, run_cell
+from spikeverse.study.cells import CELLS, RANDOM, Cell, record, run_cell
+from spikeverse.study.report import write_report
 from spikeverse.study.spec import CONVERTED, StudySpec
-
-CELLS = "cells"
 
 
 def plan(spec: StudySpec) -> list[Cell]:
@@ -72,9 +71,6 @@ def payload(spec: StudySpec, out: Path, device: str) -> dict[str, Any]:
 def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", workers: int = 1,
               device: str = "cpu", progress: bool | None = None) -> dict[str, Any]:
     """Run (or resume) the study into ``out``; returns results.json's content."""
-    from spikeverse.study.report import write_report
-    from spikeverse.device import resolve_device
-
     out = Path(out)
     resolve_device(device)
     make_executor(executor, 1) if executor != "local" else None  # an unknown executor or missing ray: refused now
@@ -101,37 +97,14 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", work
                     missing = [Cell("evaluate", c.env, c.seed, a) for a in spec.agent_names()
                                if Cell("evaluate", c.env, c.seed, a) not in done]
                 if missing:
-                    _record(out, c, {"error": f"needs {missing[0].name}, which did not finish"})
+                    record(out, c, {"error": f"needs {missing[0].name}, which did not finish"})
                     bar.update(1)
                 else:
                     ready.append(c)
             size = max(1, ex.workers)
             for batch in (ready[j:j + size] for j in range(0, len(ready), size)):
                 for c, res in zip(batch, ex.map(partial(run_cell, data), batch)):
-                    if _record(out, c, res):
+                    if record(out, c, res):
                         done.add(c)
                     bar.update(1)
     return write_report(out, spec, cells)
-
-
-def _record(out: Path, cell: Cell, result: dict[str, Any]) -> bool:
-    """Write a cell's result (True) or its error (False: a rerun tries it again)."""
-    ok = "error" not in result
-    path = out / CELLS / f"{cell.name}{'' if ok else '.error'}.json"
-    atomic_write_text(path, json.dumps(dict(cell=cell.__dict__, **result), default=float))
-    if ok:
-        (out / CELLS / f"{cell.name}.error.json").unlink(missing_ok=True)
-    return ok
-
-
-def read_cells(out: Path, cells: list[Cell]) -> tuple[dict[Cell, dict], dict[Cell, dict]]:
-    """(finished cells' results, failed cells' errors) of a study folder."""
-    results, errors = {}, {}
-    for c in cells:
-        p = out / CELLS / f"{c.name}.json"
-        e = out / CELLS / f"{c.name}.error.json"
-        if p.is_file():
-            results[c] = json.loads(p.read_text())
-        elif e.is_file():
-            errors[c] = json.loads(e.read_text())
-    return results, errors

@@ -27,7 +27,10 @@ from typing import Any
 
 import yaml
 
+from spikeverse.envs.perturbations import parse_spec
 from spikeverse.errors import SpikeverseError
+from spikeverse.rl.env_check import check_agent_env
+from spikeverse.study.robustness import KINDS
 
 TRAINED = ("dqn", "rainbow", "dsqn")
 CONVERTED = ("tan", "fast", "naive")
@@ -150,8 +153,6 @@ def load_spec(path: str | Path | None = None, **flags: Any) -> StudySpec:
     envs = raw["envs"] if isinstance(raw["envs"], list) else [raw["envs"]]
     if not all(isinstance(e, str) for e in envs) or len(set(envs)) < len(envs):
         raise SpikeverseError(f"envs must be a list of distinct environment ids, got {envs!r}")
-    from spikeverse.rl.env_check import check_agent_env
-
     for env in envs:
         check_agent_env("dqn", env)  # an unknown env or one a DQN cannot play: one line, before any work
     agents = [_agent(a) for a in (raw["agents"] if isinstance(raw["agents"], list) else [raw["agents"]])]
@@ -177,9 +178,6 @@ def load_spec(path: str | Path | None = None, **flags: Any) -> StudySpec:
     if isinstance(robustness, str):
         robustness = [robustness]
     if robustness:
-        from spikeverse.envs.perturbations import parse_spec
-        from spikeverse.study.robustness import KINDS
-
         for s in robustness:
             parse_spec(s, KINDS)
     return StudySpec(envs=tuple(envs), seeds=_ints(raw["seeds"], "seeds"), agents=tuple(agents),
