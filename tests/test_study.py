@@ -196,3 +196,15 @@ def test_normalize_maps_random_to_zero_and_the_reference_to_one():
     n = normalize(np.array([[1.0, 5.0], [3.0, 9.0]]), random=[1.0, 1.0], reference=[3.0, 9.0])
     assert np.allclose(n, [[0.0, 0.5], [1.0, 1.0]])
     assert np.isnan(normalize(np.array([[1.0]]), random=[2.0], reference=[2.0])).all()
+
+
+def test_the_robustness_phase_gives_each_agent_its_areas(tmp_path):
+    spec = _spec(seeds=[0], episodes=2, robustness=["gaussian:0.5,1"],
+                 agents=["dqn", {"tan": {"timesteps": 8, "percentiles": [99.9], "collection_frames": 200}}])
+    r = run_study(spec, tmp_path / "s", progress=False)
+    areas = r["games"]["CartPole-v1"]["robustness"]["0"]
+    assert set(areas) == {"dqn", "tan-p99.9"} and all(set(a) == {"gaussian-additive"} for a in areas.values())
+    own = json.loads((tmp_path / "s" / "robustness" / "CartPole-v1" / "seed0" / "results.json").read_text())
+    assert [a["relative_auc"] for a in own["relative_auc"]] == [areas["dqn"]["gaussian-additive"],
+                                                                areas["tan-p99.9"]["gaussian-additive"]]
+    assert "Robustness: area under the relative-score curve" in (tmp_path / "s" / "report.md").read_text()
