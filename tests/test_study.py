@@ -208,3 +208,10 @@ def test_the_robustness_phase_gives_each_agent_its_areas(tmp_path):
     assert [a["relative_auc"] for a in own["relative_auc"]] == [areas["dqn"]["gaussian-additive"],
                                                                 areas["tan-p99.9"]["gaussian-additive"]]
     assert "Robustness: area under the relative-score curve" in (tmp_path / "s" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [(["--executor", "dask"], "unknown executor 'dask'"),
+                                           (["--workers", "0"], "--workers must be an integer >= 1")])
+def test_a_bad_executor_or_worker_count_is_refused_before_anything_is_written(tmp_path, capsys, args, message):
+    rc = main(["study", "--envs", "CartPole-v1", "--seeds", "0", "--agents", "dqn", "--out", str(tmp_path / "s"), *args])
+    assert rc == 2 and message in capsys.readouterr().err and not (tmp_path / "s").exists()

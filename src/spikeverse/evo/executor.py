@@ -19,6 +19,7 @@ the results are the same for any executor and number of workers.
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -103,10 +104,18 @@ class RayExecutor:
         self.close()
 
 
-def make_executor(kind: str = "local", workers: int = 1) -> LocalExecutor | RayExecutor:
-    """An executor of ``kind`` (local or ray) running ``workers`` evaluations at once."""
+def check_executor(kind: str = "local", workers: int = 1) -> None:
+    """Refuse an unknown executor, fewer than one worker, or Ray when it is not installed (one
+    line), without starting anything."""
     if kind not in EXECUTORS:
         raise SpikeverseError(f"unknown executor '{kind}' (choose local or ray)")
-    if int(workers) < 1:
-        raise SpikeverseError(f"--workers must be >= 1, got {workers}")
+    if int(workers) != workers or int(workers) < 1:
+        raise SpikeverseError(f"--workers must be an integer >= 1, got {workers}")
+    if kind == "ray" and importlib.util.find_spec("ray") is None:
+        raise SpikeverseError(RAY_MISSING)
+
+
+def make_executor(kind: str = "local", workers: int = 1) -> LocalExecutor | RayExecutor:
+    """An executor of ``kind`` (local or ray) running ``workers`` evaluations at once."""
+    check_executor(kind, workers)
     return LocalExecutor(workers) if kind == "local" else RayExecutor(workers)

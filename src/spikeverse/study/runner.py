@@ -4,7 +4,7 @@ phase by phase on local processes or Ray tasks (``evo.executor``), resumable, th
     STUDY/config.yaml      the resolved study (a rerun must name the same one)
     STUDY/cells/           one JSON per finished cell; NAME.error.json for a cell that failed
     STUDY/runs/...         the agents' run directories (``study.cells``)
-    STUDY/report.md, results.json, results.csv, figures/   (``analysis.study_report``)
+    STUDY/report.md, results.json, results.csv, figures/   (``study.report``)
 
 A rerun does only what is missing: finished cells are skipped, a failed one is tried again, and an
 interrupted training resumes from its checkpoint. The results do not depend on the executor or the
@@ -20,7 +20,7 @@ from typing import Any
 
 from spikeverse.device import resolve_device
 from spikeverse.errors import SpikeverseError
-from spikeverse.evo.executor import make_executor
+from spikeverse.evo.executor import check_executor, make_executor
 from spikeverse.io.rundir import read_config, write_config
 from spikeverse.progress import Progress, announce
 from spikeverse.study.cells import CELLS, RANDOM, Cell, record, run_cell
@@ -46,18 +46,18 @@ def plan(spec: StudySpec) -> list[Cell]:
     return sorted(cells, key=lambda c: order[c.phase])
 
 
-def _needs(cell: Cell) -> list[Cell]:
-    """The cells whose results this one uses."""
+def _needs(cell: Cell, names: list[str]) -> list[Cell]:
+    """The cells whose results this one uses (``names``: the study's agents)."""
     if cell.phase == "train":
         return []
+    if cell.phase == "robustness":  # every agent of its environment and seed, evaluated
+        return [Cell("evaluate", cell.env, cell.seed, a) for a in names]
     if cell.phase == "convert":
         return [Cell("train", cell.env, cell.seed, "dqn")]
-    if cell.phase == "evaluate":
-        if cell.agent == RANDOM:
-            return [Cell("train", cell.env, cell.seed, "dqn")]
-        kind = cell.agent.split("-")[0]
-        return [Cell("convert" if kind in CONVERTED else "train", cell.env, cell.seed, cell.agent)]
-    return []  # robustness: the evaluate cells of its (env, seed), checked by the caller
+    if cell.agent == RANDOM:  # evaluate: the run the agent's cell made
+        return [Cell("train", cell.env, cell.seed, "dqn")]
+    kind = cell.agent.split("-")[0]
+    return [Cell("convert" if kind in CONVERTED else "train", cell.env, cell.seed, cell.agent)]
 
 
 def payload(spec: StudySpec, out: Path, device: str) -> dict[str, Any]:
@@ -73,7 +73,7 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", work
     """Run (or resume) the study into ``out``; returns results.json's content."""
     out = Path(out)
     resolve_device(device)
-    make_executor(executor, 1) if executor != "local" else None  # an unknown executor or missing ray: refused now
+    check_executor(executor, workers)
     config = spec.to_dict()
     old = read_config(out)
     if old is not None and old != json.loads(json.dumps(config)):
@@ -92,10 +92,7 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", work
             todo = [c for c in cells if c.phase == phase and c not in done]
             ready = []
             for c in todo:
-                missing = [n for n in _needs(c) if n not in done]
-                if phase == "robustness":
-                    missing = [Cell("evaluate", c.env, c.seed, a) for a in spec.agent_names()
-                               if Cell("evaluate", c.env, c.seed, a) not in done]
+                missing = [n for n in _needs(c, spec.agent_names()) if n not in done]
                 if missing:
                     record(out, c, {"error": f"needs {missing[0].name}, which did not finish"})
                     bar.update(1)
