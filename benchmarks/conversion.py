@@ -35,6 +35,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from _results import MINATAR_LOOP_BEFORE_ISSUE_14
+
 from spikeverse.analysis.evaluate import evaluate_agent
 from spikeverse.analysis.statistics import summarize
 from spikeverse.convert import agreement, collect_activations, convert_ann, load_source
@@ -102,7 +104,8 @@ def main() -> None:
     Ts = [int(t) for t in args.timesteps.split(",")]
     run = args.run or HERE / "runs" / "conversion" / args.env.replace("/", "-") / "dqn"
     if not (run / "checkpoint.safetensors").exists():
-        train_dqn(DQNConfig.for_env(args.env, seed=0, device="cpu"), run, progress=False)
+        loop = MINATAR_LOOP_BEFORE_ISSUE_14 if args.env.startswith("MinAtar/") else {}
+        train_dqn(DQNConfig.for_env(args.env, seed=0, device="cpu", **loop), run, progress=False)
     ann, env, _ = load_source(run)
     t0 = time.perf_counter()
     stats = collect_activations(ann, env, frames=args.frames, seed=0, min_percentile=99.0, keep_observations=True)

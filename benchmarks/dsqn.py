@@ -42,7 +42,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _results import RESULTS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
+from _results import MINATAR_LOOP_FLAGS, RESULTS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
 
 from spikeverse.runtime import HELDOUT_SEED_OFFSET
 
@@ -165,7 +165,8 @@ def render_cartpole(d: dict) -> str:
 
 def minatar(args) -> None:
     root = Path(args.runs) / "minatar"
-    agents = [("dqn", [])] + [(f"dsqn-T{t}", ["--agent", "dsqn", "--timesteps", str(t)]) for t in args.timesteps]
+    agents = [("dqn", [*MINATAR_LOOP_FLAGS, "--precision", "float32"])] + [
+        (f"dsqn-T{t}", ["--agent", "dsqn", "--timesteps", str(t), *MINATAR_LOOP_FLAGS]) for t in args.timesteps]
 
     def one(item) -> dict:
         name, extra = item
@@ -242,7 +243,7 @@ def variants(args) -> None:
 
     def one(name: str) -> dict:
         run = root / name.split(",")[0].replace(" ", "-").replace("+", "-")
-        tr = cli("train", "--env", MINATAR, *VARIANTS[name], "--steps", str(args.steps), "--eval-every", "0",
+        tr = cli("train", "--env", MINATAR, *VARIANTS[name], *MINATAR_LOOP_FLAGS, "--steps", str(args.steps), "--eval-every", "0",
                  "--out", str(run), "--no-progress", "--device", "cpu")
         with open(run / "metrics.csv") as f:
             rows = list(csv.DictReader(f))
@@ -285,12 +286,13 @@ def render_variants(d: dict) -> str:
 def table(args) -> None:
     cp, mn = Path(args.runs) / "cartpole", Path(args.runs) / "minatar"
     jobs = {"CartPole-v1": (cp / "dqn-seed0", cp / "snn-fast", cp / "dsqn-seed0", []),
-            MINATAR: (mn / "dqn", mn / "snn-fast", mn / "dsqn-T16", ["--steps", str(args.steps)])}
+            MINATAR: (mn / "dqn", mn / "snn-fast", mn / "dsqn-T16", ["--steps", str(args.steps), *MINATAR_LOOP_FLAGS])}
 
     def prepare(env: str) -> None:
         dqn, snn, dsqn, extra = jobs[env]
         if not (dqn / "checkpoint.safetensors").exists():
-            cli("train", "--env", env, *extra, "--out", str(dqn), "--no-progress", "--device", "cpu")
+            cli("train", "--env", env, *extra, *(["--precision", "float32"] if env == MINATAR else []), "--out", str(dqn),
+                "--no-progress", "--device", "cpu")
         if not (dsqn / "checkpoint.safetensors").exists():
             cli("train", "--env", env, "--agent", "dsqn", *extra, "--out", str(dsqn), "--no-progress",
                 "--device", "cpu")

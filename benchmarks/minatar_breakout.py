@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _results import rewrite_reports, write_report
+from _results import MINATAR_LOOP_BEFORE_ISSUE_14, rewrite_reports, write_report
 
-AGENTS = {"dqn": {}, "rainbow": {"rainbow": True}}
+AGENTS = {"dqn": dict(MINATAR_LOOP_BEFORE_ISSUE_14), "rainbow": {"rainbow": True, **MINATAR_LOOP_BEFORE_ISSUE_14}}
 
 
 def train_one(args) -> dict:

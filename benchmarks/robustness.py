@@ -18,7 +18,8 @@ FGSM (epsilon in the same units) with the DQN's gradient (transfer) and each age
 MinAtar Breakout, one DQN (``--dqn``): the DQN, its tan conversion at T=100 and T=500, its fast
 conversion at T=8, and a DSQN trained on the same game (``--dsqn``). The runs of the results file
 were trained with ``spikeverse train --env MinAtar/Breakout --steps 400000 --eval-every 50000`` and
-``... --agent dsqn --timesteps 8 --steps 150000 --eval-every 25000`` and stopped after their
+``... --agent dsqn --timesteps 8 --steps 150000 --eval-every 25000`` under the MinAtar loop of before
+issue 14 (today: add ``--num-envs 1 --batch-size 32``, and ``--precision float32`` for the DQN) and stopped after their
 evaluations at 200,000 and 75,000 frames (the time of one session); each plays its best weights. Perturbations:
 k rows hidden from the bottom (k = 0..9, Patel et al.'s protocol; MinAtar's paddle is on the
 bottom row) and from the top (the bricks), k x k patches, salt-and-pepper, gaussian (intensity
@@ -404,7 +405,8 @@ def render_minatar(d: dict) -> str:
     by = {(r["agent"], r["kind"], r["strength"]): r for r in rows}
     md = ["# Robustness on MinAtar Breakout: DQN, converted SNNs at T=100 and T=500, fast at T=8, DSQN", "",
           f"`{d['command']}`", "",
-          f"One DQN ({d['dqn']['frames']} frames of `spikeverse train --env MinAtar/Breakout`, stopped there; "
+          f"One DQN ({d['dqn']['frames']} frames of `spikeverse train --env MinAtar/Breakout` with the loop of before issue 14, "
+          "1 env and one float32 update of 32 per frame, stopped there; "
           f"kept weights from its best evaluation at {d['dqn']['best_eval_frames']}: "
           f"{d['dqn']['best_eval_mean']:.1f}) and one DSQN (`--agent dsqn --timesteps 8`, {d['dsqn']['frames']} frames, "
           "best evaluation "
