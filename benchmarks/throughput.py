@@ -263,6 +263,7 @@ def cartpole(args) -> None:
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         for row in pool.imap_unordered(_cartpole_one, jobs):
             print(row, flush=True)
+            row["jobs"] = args.jobs
             data = json.loads(path.read_text()) if path.exists() else {}
             part = data.get("cartpole", dict(env="CartPole-v1", rows=[]))
             part["rows"] = sorted([r for r in part["rows"] if (r["setting"], r["seed"]) != (row["setting"], row["seed"])]
@@ -270,6 +271,10 @@ def cartpole(args) -> None:
             part["tuning_seeds"] = CARTPOLE_TUNING_SEEDS
             part["settings"] = {k: v[0] for k, v in CARTPOLE_SETTINGS.items()}
             _save(cartpole=part)
+    if args.note is not None:  # what else ran on the machine meanwhile, said in the report
+        part = json.loads(path.read_text())["cartpole"]
+        part["note"] = args.note
+        _save(cartpole=part)
 
 
 def _render_cartpole(cp: dict) -> list[str]:
@@ -277,10 +282,11 @@ def _render_cartpole(cp: dict) -> list[str]:
 
     md = ["## CartPole-v1: the default config's settings", "",
           "`python benchmarks/throughput.py cartpole --settings KEY ... --seeds S ...`: each setting trains the "
-          "CartPole default (50,000 frames, 64 samples replayed per frame) from scratch on every seed, 2 runs at a "
-          "time on the 2 cores, one torch thread each; then the evaluation protocol on its best weights (20 "
+          "CartPole default (50,000 frames, 64 samples replayed per frame) from scratch on every seed, one torch "
+          "thread each, the settings interleaved seed by seed; then the evaluation protocol on its best weights (20 "
           "episodes, seed 1000 + seed, epsilon 0.05). Solved: eval mean >= 475. Settings are chosen on the tuning "
-          f"seeds {seed_span(cp['tuning_seeds'])}; the other seeds were used for nothing else.", "",
+          f"seeds {seed_span(cp['tuning_seeds'])}; the other seeds were used for nothing else."
+          + (f" {cp['note']}" if cp.get("note") else ""), "",
           "| seeds | setting | runs | solved | median eval mean | lowest | median wall s | x today's median wall |",
           "|---|---|---|---|---|---|---|---|"]
     groups = {"tuning": [r for r in cp["rows"] if r["seed"] in cp["tuning_seeds"]],
@@ -437,6 +443,7 @@ def main() -> None:
                     f"cartpole part: of {', '.join(CARTPOLE_SETTINGS)} (default all)")
     ap.add_argument("--frames", type=int, default=20_000)
     ap.add_argument("--jobs", type=int, default=2, help="sample, cartpole: runs at a time (one torch thread each)")
+    ap.add_argument("--note", help="cartpole: what else ran on the machine meanwhile (said in the report)")
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from its JSON")
     args = ap.parse_args()
     if args.report or args.part is None:
