@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from _results import RESULTS, median, rewrite_reports, seed_span, write_report
+from cartpole_dqn import SOLVED, run_spikeverse
 
 NAME = "throughput"
 ENV = "MinAtar/Breakout"
@@ -246,8 +247,6 @@ def _cartpole_one(args) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from cartpole_dqn import run_spikeverse
-
     return dict(setting=key, **run_spikeverse(seed, Path(root), name=key, **CARTPOLE_SETTINGS[key][1]))
 
 
@@ -278,8 +277,6 @@ def cartpole(args) -> None:
 
 
 def _render_cartpole(cp: dict) -> list[str]:
-    from cartpole_dqn import SOLVED
-
     md = ["## CartPole-v1: the default config's settings", "",
           "`python benchmarks/throughput.py cartpole --settings KEY ... --seeds S ...`: each setting trains the "
           "CartPole default (50,000 frames, 64 samples replayed per frame) from scratch on every seed, one torch "
