@@ -142,6 +142,71 @@ def updates(args) -> None:
     _save(updates=dict(env=ENV, rows=rows, command="python benchmarks/throughput.py updates"))
 
 
+WINDOW_COMMIT = "f3631c6"  # the DSQN fused window's forward stores its backward's coefficients
+
+
+def _window_ab(args) -> dict:
+    """One DSQN T=8 update of ``batch`` samples (MinAtar network) with the fused window of before
+    WINDOW_COMMIT (its neurons module read from git) and of today, alternated in one process:
+    the median ms of each over ``reps`` rounds of 5 updates."""
+    batch, reps = args
+    import importlib.util
+    import subprocess
+
+    import torch
+
+    torch.set_num_threads(1)
+    import spikeverse.snn.neurons as neurons
+    from spikeverse.rl.dqn import DQNAgent, network_spec
+
+    src = subprocess.run(["git", "show", f"{WINDOW_COMMIT}^:src/spikeverse/snn/neurons.py"], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).parent).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(src)
+    spec = importlib.util.spec_from_file_location("neurons_before", f.name)
+    before = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(before)
+    cfg = replace(_config(dict(spiking=True, timesteps=8), 1), batch_size=batch)
+    agent = DQNAgent(cfg, network_spec(cfg, (4, 10, 10), 6), torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    sample = dict(obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32), action=rng.integers(0, 6, batch),
+                  reward=rng.random(batch).astype(np.float32),
+                  next_obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32),
+                  discount=np.full(batch, 0.99, np.float32), weights=np.ones(batch, np.float32))
+    today, ms = neurons._DSQNWindow, {"before": [], "after": []}
+    for _ in range(reps):
+        for name, window in (("before", before._DSQNWindow), ("after", today)):
+            neurons._DSQNWindow = window
+            agent.update(sample)
+            start = time.perf_counter()
+            for _ in range(5):
+                agent.update(sample)
+            ms[name].append((time.perf_counter() - start) / 5 * 1e3)
+    neurons._DSQNWindow = today
+    out = {k: round(float(np.median(v)), 2) for k, v in ms.items()}
+    return dict(batch=batch, ms_before=out["before"], ms_after=out["after"], speedup=round(out["before"] / out["after"], 3))
+
+
+def window(args) -> None:
+    rows = []
+    for batch in (256, 1024):
+        with mp.get_context("spawn").Pool(1) as pool:
+            rows.append(pool.apply(_window_ab, ((batch, 7),)))
+        print(rows[-1], flush=True)
+    _save(window=dict(commit=WINDOW_COMMIT, rows=rows, command="python benchmarks/throughput.py window",
+                      note=args.note))
+
+
+def _render_window(w: dict) -> list[str]:
+    md = ["## The DSQN window before and after its coefficients moved to the forward", "",
+          f"`{w['command']}`: one DSQN update (T=8, MinAtar network, one torch thread) with the fused window of "
+          f"before commit {w['commit']} and of after it, alternated in one process; median ms over 7 rounds of 5 "
+          "updates." + (f" {w['note']}" if w.get("note") else ""), "",
+          "| batch | ms before | ms after | speed-up |", "|---|---|---|---|"]
+    md += [f"| {r['batch']} | {r['ms_before']:.1f} | {r['ms_after']:.1f} | {r['speedup']:.2f} |" for r in w["rows"]]
+    return md + [""]
+
+
 def _train_one(args) -> dict:
     agent, name, overrides, frames, threads = args
     import torch
@@ -422,6 +487,8 @@ def render(d: dict) -> str:
         md += [f"| {r['agent']} | {r['setting']} | {r['frames_per_s']:.0f} | "
                f"{r['frames_per_s'] / base[r['agent'].split(',')[0]]:.2f} |" for r in t["rows"]]
         md.append("")
+    if "window" in d:
+        md += _render_window(d["window"])
     if "sample" in d:
         md += _render_sample(d["sample"])
     if "cartpole" in d:
@@ -434,13 +501,13 @@ REPORTS = {NAME: render}
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", nargs="?", choices=("updates", "train", "sample", "cartpole"))
+    ap.add_argument("part", nargs="?", choices=("updates", "train", "window", "sample", "cartpole"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
     ap.add_argument("--settings", nargs="+", help=f"sample part: of {', '.join(SAMPLE_SETTINGS)} (default today 8env); "
                     f"cartpole part: of {', '.join(CARTPOLE_SETTINGS)} (default all)")
     ap.add_argument("--frames", type=int, default=20_000)
     ap.add_argument("--jobs", type=int, default=2, help="sample, cartpole: runs at a time (one torch thread each)")
-    ap.add_argument("--note", help="cartpole: what else ran on the machine meanwhile (said in the report)")
+    ap.add_argument("--note", help="cartpole, window: what else ran on the machine meanwhile (said in the report)")
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from its JSON")
     args = ap.parse_args()
     if args.report or args.part is None:
@@ -451,7 +518,7 @@ def main() -> None:
         args.settings = ["today", "8env"] if args.part == "sample" else list(choices)
     elif set(args.settings) - set(choices):
         ap.error(f"--settings of the {args.part} part: choose from {', '.join(choices)}")
-    {"updates": updates, "train": train, "sample": sample, "cartpole": cartpole}[args.part](args)
+    {"updates": updates, "train": train, "window": window, "sample": sample, "cartpole": cartpole}[args.part](args)
 
 
 if __name__ == "__main__":
