@@ -138,6 +138,7 @@ def test_the_cli_refuses_a_folder_with_a_study_without_resume_and_another_study_
     (dict(seeds=[0, 0]), "seeds lists a value twice"),
     (dict(episodes=1), "episodes must be an integer >= 2"),
     (dict(frames={"Pong": 10}), "frames names env(s) not in the study"),
+    (dict(train_hours={"CartPole-v1": 0}), "train_hours of CartPole-v1 must be a number > 0"),
     (dict(robustness=["gaussian:abc"]), "strengths are a list a,b,c or a range"),
 ])
 def test_a_bad_spec_is_one_line_and_exit_2_before_any_work(tmp_path, capsys, spec, message):
@@ -215,3 +216,19 @@ def test_the_robustness_phase_gives_each_agent_its_areas(tmp_path):
 def test_a_bad_executor_or_worker_count_is_refused_before_anything_is_written(tmp_path, capsys, args, message):
     rc = main(["study", "--envs", "CartPole-v1", "--seeds", "0", "--agents", "dqn", "--out", str(tmp_path / "s"), *args])
     assert rc == 2 and message in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_train_hours_stops_a_training_at_its_budget_counted_over_every_call(tmp_path):
+    from spikeverse.io.checkpoint import read_checkpoint_meta
+
+    spec = _spec(seeds=[0], frames=500_000, agents=["dqn"], train_hours={"CartPole-v1": 1.5 / 3600})
+    r = run_study(spec, tmp_path / "s", progress=False)
+    cell = json.loads((tmp_path / "s" / "cells" / "train--CartPole-v1--seed0--dqn.json").read_text())
+    meta = read_checkpoint_meta(tmp_path / "s" / "runs" / "CartPole-v1" / "seed0" / "dqn" / "checkpoint.safetensors")
+    assert cell["train_hours"] == pytest.approx(1.5 / 3600) and 0 < cell["frames"] < 500_000
+    assert 1.5 <= meta["wall_s"] < 30 and r["games"]["CartPole-v1"]["agents"]["dqn"]["0"]["n"] == 3
+    # a rerun of the cell (its result lost) has no budget left: it stops at once
+    (tmp_path / "s" / "cells" / "train--CartPole-v1--seed0--dqn.json").unlink()
+    run_study(spec, tmp_path / "s", progress=False)
+    again = json.loads((tmp_path / "s" / "cells" / "train--CartPole-v1--seed0--dqn.json").read_text())
+    assert again["frames"] - cell["frames"] <= 1

@@ -93,7 +93,8 @@ def curves_with_seed_bands(curves: dict[str, list[list[tuple[float, float]]]], p
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # runs stopped before their first evaluation draw nothing
+        ax.legend(loc="best", fontsize=8)
     return _save(fig, path)
 
 

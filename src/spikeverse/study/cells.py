@@ -28,7 +28,8 @@ from spikeverse.agents import load_policy
 from spikeverse.analysis.evaluate import evaluate_agent
 from spikeverse.convert import convert_source, load_ann, load_snn
 from spikeverse.convert.timesteps import agreement_vs_timesteps, heldout_frames
-from spikeverse.io.checkpoint import atomic_write_text
+from spikeverse.io.checkpoint import atomic_write_text, read_checkpoint_meta
+from spikeverse.io.rundir import CHECKPOINT
 from spikeverse.io.rundir import EVALS, read_metrics
 from spikeverse.rl.config import DQNConfig
 from spikeverse.rl.train import train_dqn
@@ -86,11 +87,15 @@ def _train(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
     cfg = DQNConfig.for_env(cell.env, seed=cell.seed, total_steps=payload["frames"][cell.env],
                             device=payload["device"], **extra)
     d = run_dir(payload["out"], cell.env, cell.seed, cell.agent)
-    res = train_dqn(cfg, d, progress=False)
+    budget = None
+    if cell.env in payload["train_hours"]:  # the wall time left of the budget, over every call of the run
+        spent = read_checkpoint_meta(d / CHECKPOINT).get("wall_s", 0.0) if (d / CHECKPOINT).exists() else 0.0
+        budget = max(0.0, payload["train_hours"][cell.env] * 3600 - spent)
+    res = train_dqn(cfg, d, progress=False, time_budget_s=budget)
     evals = [dict(frames=int(float(r["step"])), mean=float(r["mean"]), wall_s=float(r["wall_s"]))
              for r in read_metrics(d / EVALS)]
     return dict(run_dir=str(d), frames=res.steps, best_score=res.best_score, evals=evals,
-                train_frames=cfg.total_steps)
+                train_frames=cfg.total_steps, train_hours=payload["train_hours"].get(cell.env))
 
 
 def _convert(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def payload(spec: StudySpec, out: Path, device: str) -> dict[str, Any]:
     agents = {name: opts for a in spec.agents for name, opts in a.variants()}
     return dict(out=str(out), device=device, frames=dict(spec.frames), episodes=spec.episodes, epsilon=spec.epsilon,
                 eval_seed=spec.eval_seed, agents=agents, agent_names=spec.agent_names(),
-                robustness=list(spec.robustness))
+                robustness=list(spec.robustness), train_hours=dict(spec.train_hours))
 
 
 def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", workers: int = 1,

@@ -4,6 +4,7 @@ read from STUDY.yaml and/or the quick-grid flags, validated before any work.
     envs: [MinAtar/Breakout, MinAtar/Freeway]
     seeds: [0, 1, 2]
     frames: 2000000            # training frames of every trained agent (or {ENV: frames, ...})
+    train_hours: {ALE/Breakout-v5: 2}   # optional: stop a training after this much wall time in all
     episodes: 50               # evaluation episodes per agent and seed (seed 001 protocol)
     agents:
       - dqn
@@ -45,7 +46,7 @@ AGENT_OPTIONS: dict[str, dict[str, Any]] = {
 }
 # converted agents: the frames the DQN plays for the activation statistics (seed 001: 15,000); fast:
 # the QCFS fine-tune's Adam steps and frames (None: the method's defaults, spikeverse convert's)
-SPEC_KEYS = ("envs", "seeds", "frames", "episodes", "agents", "robustness", "epsilon", "eval_seed")
+SPEC_KEYS = ("envs", "seeds", "frames", "episodes", "agents", "robustness", "epsilon", "eval_seed", "train_hours")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class StudySpec:
     epsilon: float = 0.05
     eval_seed: int = 0  # evaluation episodes are seeded from (eval_seed, episode): the same for every agent
     robustness: tuple[str, ...] = ()
+    train_hours: dict[str, float] = field(default_factory=dict)  # per env: a training's wall-time budget
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -180,7 +182,13 @@ def load_spec(path: str | Path | None = None, **flags: Any) -> StudySpec:
     if robustness:
         for s in robustness:
             parse_spec(s, KINDS)
-    return StudySpec(envs=tuple(envs), seeds=_ints(raw["seeds"], "seeds"), agents=tuple(agents),
+    hours = raw.get("train_hours") or {}
+    if not isinstance(hours, dict) or set(hours) - set(envs):
+        raise SpikeverseError(f"train_hours maps env ids of the study to hours, got {hours!r}")
+    for e, h in hours.items():
+        if not (isinstance(h, (int, float)) and not isinstance(h, bool) and h > 0):
+            raise SpikeverseError(f"train_hours of {e} must be a number > 0, got {h!r}")
+    return StudySpec(train_hours={e: float(h) for e, h in hours.items()}, envs=tuple(envs), seeds=_ints(raw["seeds"], "seeds"), agents=tuple(agents),
                      frames={e: per_env.get(e) for e in envs}, episodes=episodes, epsilon=float(epsilon),
                      eval_seed=_ints(raw.get("eval_seed", 0), "eval_seed")[0], robustness=tuple(robustness))
 
