@@ -135,7 +135,8 @@ def markdown(r: dict[str, Any]) -> str:
              f"Seeds {', '.join(map(str, seeds))}; agents {', '.join(next(iter(a)) for a in cfg['agents'])}; "
              f"evaluation: {cfg['episodes']} episodes per agent and seed, epsilon {cfg['epsilon']}, evaluation seed "
              f"{cfg['eval_seed']} (the same episodes for every agent; seed 001 protocol). Training frames: "
-             + ", ".join(f"{e} {f if f is not None else 'default'}" for e, f in cfg["frames"].items()) + ".", ""]
+             + ", ".join(f"{e} {f if f is not None else 'default'}" for e, f in cfg["frames"].items())
+             + "".join(f"; {e} at most {h:g} h of training" for e, h in (cfg.get("train_hours") or {}).items()) + ".", ""]
     for env, g in r["games"].items():
         agents = g["agents"]
         lines += [f"## {env}", "", "Table 1: mean +- std over the episodes, per seed; % of the same seed's DQN; "
