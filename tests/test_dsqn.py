@@ -18,14 +18,16 @@ from spikeverse.snn.neurons import DSQNLIFNeuron
 from spikeverse.snn.surrogates import SURROGATES, surrogate
 
 
-@pytest.mark.parametrize("reset,detach", [("hard", False), ("hard", True), ("soft", False), ("soft", True)])
-def test_fused_window_has_the_step_by_step_gradients(reset, detach):
+@pytest.mark.parametrize("reset,detach,tau,v_reset", [("hard", False, 2.0, 0.0), ("hard", True, 2.0, 0.0),
+                                                      ("soft", False, 2.0, 0.0), ("soft", True, 2.0, 0.0),
+                                                      ("hard", False, 3.0, -0.2), ("soft", False, 5.0, 0.0)])
+def test_fused_window_has_the_step_by_step_gradients(reset, detach, tau, v_reset):
     torch.manual_seed(0)
     x = (torch.randn(12, 5, 7) * 1.5).requires_grad_()
     w = torch.randn(12, 5, 7)
     grads, outs = [], []
     for fused in (True, False):
-        n = DSQNLIFNeuron(2.0, v_th=1.0, reset=reset, spike_fn=surrogate("atan", 2.0), detach_reset=detach)
+        n = DSQNLIFNeuron(tau, v_th=1.0, v_reset=v_reset, reset=reset, spike_fn=surrogate("atan", 2.0), detach_reset=detach)
         x.grad = None
         if fused:
             s = n.multi_step(x)

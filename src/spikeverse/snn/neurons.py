@@ -285,19 +285,17 @@ def _dsqn_loop(x_seq: Tensor, v: Tensor, tau: float, v_th: float, v_reset: float
         v.add_(tmp.div_(tau))
         s = out[t]
         torch.ge(v, v_th, out=s)  # H(u - V_th), as 0./1.
-        if coeffs is not None:
-            sigma = derivative(v - v_th)
-            torch.mul(sigma, 1.0 / tau, out=coeffs[0][t])
-            c = coeffs[1][t]
-            if hard:  # dv/du = (1 - s) + (V_r - u) sigma; detach_reset: 1 - s
-                torch.mul(s, -1.0, out=c).add_(1.0)
+        if coeffs is not None:  # with k = 1 - 1/tau, k sigma = (tau - 1) (sigma / tau)
+            sig, c, k = coeffs[0][t], coeffs[1][t], 1.0 - 1.0 / tau
+            torch.mul(derivative(torch.sub(v, v_th, out=tmp)), 1.0 / tau, out=sig)
+            if hard:  # k dv/du = k (1 - s) + k (V_r - u) sigma; detach_reset: k (1 - s)
+                torch.mul(s, -k, out=c).add_(k)
                 if not detach_reset:
-                    c.addcmul_(sigma, torch.mul(v, -1.0, out=tmp).add_(v_reset))
+                    c.addcmul_(v if v_reset == 0.0 else torch.sub(v, v_reset, out=tmp), sig, value=-(tau - 1.0))
             elif detach_reset:
-                c.fill_(1.0)
-            else:  # soft: 1 - V_th sigma
-                torch.mul(sigma, -v_th, out=c).add_(1.0)
-            c.mul_(1.0 - 1.0 / tau)
+                c.fill_(k)
+            else:  # soft: k (1 - V_th sigma)
+                torch.mul(sig, -v_th * (tau - 1.0), out=c).add_(k)
         if hard:  # u (1 - s) + V_r s, as u - u s + V_r s
             v.addcmul_(v, s, value=-1.0)
             if v_reset != 0.0:
