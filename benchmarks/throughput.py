@@ -75,6 +75,15 @@ def _config(overrides: dict, frames: int):
                              checkpoint_interval=10 * frames, **o)
 
 
+def _random_batch(batch: int) -> dict:
+    """A replay batch of random 0/1 MinAtar frames (10% on), the same for every measurement."""
+    rng = np.random.default_rng(0)
+    return dict(obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32), action=rng.integers(0, 6, batch),
+                reward=rng.random(batch).astype(np.float32),
+                next_obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32),
+                discount=np.full(batch, 0.99, np.float32), weights=np.ones(batch, np.float32))
+
+
 def _update_cost(args) -> dict:
     batch, threads, precision = args
     import contextlib
@@ -86,11 +95,7 @@ def _update_cost(args) -> dict:
 
     cfg = _config({}, 1)
     agent = DQNAgent(cfg, network_spec(cfg, (4, 10, 10), 6), torch.device("cpu"))
-    rng = np.random.default_rng(0)
-    sample = dict(obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32), action=rng.integers(0, 6, batch),
-                  reward=rng.random(batch).astype(np.float32),
-                  next_obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32),
-                  discount=np.full(batch, 0.99, np.float32), weights=np.ones(batch, np.float32))
+    sample = _random_batch(batch)
     # bf16: a candidate measured from outside the agent (autocast around the whole update, the
     # master weights and Adam in float32); the trainer itself runs float32
     cast = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext())
@@ -168,11 +173,7 @@ def _window_ab(args) -> dict:
     spec.loader.exec_module(before)
     cfg = replace(_config(dict(spiking=True, timesteps=8), 1), batch_size=batch)
     agent = DQNAgent(cfg, network_spec(cfg, (4, 10, 10), 6), torch.device("cpu"))
-    rng = np.random.default_rng(0)
-    sample = dict(obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32), action=rng.integers(0, 6, batch),
-                  reward=rng.random(batch).astype(np.float32),
-                  next_obs=(rng.random((batch, 4, 10, 10)) < 0.1).astype(np.float32),
-                  discount=np.full(batch, 0.99, np.float32), weights=np.ones(batch, np.float32))
+    sample = _random_batch(batch)
     today, ms = neurons._DSQNWindow, {"before": [], "after": []}
     for _ in range(reps):
         for name, window in (("before", before._DSQNWindow), ("after", today)):
