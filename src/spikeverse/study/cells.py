@@ -27,7 +27,7 @@ from typing import Any
 from spikeverse.agents import load_policy
 from spikeverse.analysis.evaluate import evaluate_agent
 from spikeverse.convert import convert_source, load_ann, load_snn
-from spikeverse.convert.timesteps import agreement_vs_timesteps, heldout_frames
+from spikeverse.convert.timesteps import AUTO_FRAMES, agreement_vs_timesteps, heldout_frames
 from spikeverse.io.checkpoint import atomic_write_text, read_checkpoint_meta
 from spikeverse.io.rundir import CHECKPOINT
 from spikeverse.io.rundir import EVALS, read_metrics
@@ -77,7 +77,6 @@ def run_cell(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
 
 
 def _train(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
-
     agent = payload["agents"][cell.agent]
     extra: dict[str, Any] = {}
     if cell.agent == "rainbow":
@@ -101,7 +100,6 @@ def _train(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
 def _convert(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
     """Convert the seed's DQN; the SNN's agreement with it against T on held-out frames (for
     ``timesteps: auto``: up to the T chosen)."""
-
     opts = dict(payload["agents"][cell.agent])
     method = cell.agent.split("-")[0]
     d = run_dir(payload["out"], cell.env, cell.seed, cell.agent)
@@ -111,7 +109,7 @@ def _convert(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
         if opts.get(key) is not None:
             options[key] = int(opts[key])
     if opts.get("timesteps") == "auto":
-        auto = dict(target=float(opts["target"]), frames=2_000)
+        auto = dict(target=float(opts["target"]), frames=AUTO_FRAMES)
     else:
         options["timesteps"] = int(opts["timesteps"])
     if method in ("tan", "fast"):
@@ -131,7 +129,6 @@ def _convert(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
 
 
 def _evaluate(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
-
     d = run_dir(payload["out"], cell.env, cell.seed, "dqn" if cell.agent == RANDOM else cell.agent)
     policy, meta = load_policy(d, payload["device"])
     protocol = dict(episodes=payload["episodes"], seed=payload["eval_seed"], progress=False,
@@ -150,7 +147,6 @@ def _evaluate(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
 
 
 def _robustness(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
-
     names = list(payload["agent_names"])
     dirs = [str(run_dir(payload["out"], cell.env, cell.seed, a)) for a in names]
     out = Path(payload["out"]) / "robustness" / env_slug(cell.env) / f"seed{cell.seed}"

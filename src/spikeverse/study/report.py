@@ -53,7 +53,7 @@ def _row(ev: dict[str, Any], dqn: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def collect(spec: StudySpec, results: dict[Cell, dict], errors: dict[Cell, dict]) -> dict[str, Any]:
-    """results.json's content from the finished cells."""
+    """results.json's content from the finished cells (seeds as string keys, as JSON holds them)."""
     names = spec.agent_names()
     games: dict[str, Any] = {}
     for env in spec.envs:
@@ -67,15 +67,15 @@ def collect(spec: StudySpec, results: dict[Cell, dict], errors: dict[Cell, dict]
                 if ev is None:
                     continue
                 dqn = results.get(Cell("evaluate", env, seed, "dqn"))
-                per_seed[seed] = _row(ev, None if name == "dqn" else dqn)
+                per_seed[str(seed)] = _row(ev, None if name == "dqn" else dqn)
                 conv = results.get(Cell("convert", env, seed, name))
                 if conv is not None:
-                    per_seed[seed]["agreement_vs_timesteps"] = conv["agreement_vs_timesteps"]
+                    per_seed[str(seed)]["agreement_vs_timesteps"] = conv["agreement_vs_timesteps"]
                     if conv.get("timesteps_auto"):
-                        per_seed[seed]["timesteps_auto"] = conv["timesteps_auto"]
+                        per_seed[str(seed)]["timesteps_auto"] = conv["timesteps_auto"]
             g["agents"][name] = per_seed
             if name.split("-")[0] in TRAINED:
-                g["curves"][name] = {s: results[Cell("train", env, s, name)]["evals"] for s in spec.seeds
+                g["curves"][name] = {str(s): results[Cell("train", env, s, name)]["evals"] for s in spec.seeds
                                      if Cell("train", env, s, name) in results}
         if "dsqn" in names:  # seed 003: the DSQN against the DQN and against each converted SNN
             for other in [n for n in names if n == "dqn" or n.split("-")[0] in CONVERTED]:
@@ -84,11 +84,11 @@ def collect(spec: StudySpec, results: dict[Cell, dict], errors: dict[Cell, dict]
                     a, b = results.get(Cell("evaluate", env, seed, other)), results.get(Cell("evaluate", env, seed, "dsqn"))
                     if a is not None and b is not None:
                         t = compare(a["scores"], b["scores"])
-                        g["dsqn_vs"][other][seed] = dict(mean_other=t["mean_a"], mean_dsqn=t["mean_b"], p_value=t["p_value"])
+                        g["dsqn_vs"][other][str(seed)] = dict(mean_other=t["mean_a"], mean_dsqn=t["mean_b"], p_value=t["p_value"])
         for seed in spec.seeds:
             rob = results.get(Cell("robustness", env, seed, "all"))
             if rob is not None:
-                g["robustness"][seed] = rob["areas"]
+                g["robustness"][str(seed)] = rob["areas"]
         games[env] = g
     return dict(config=spec.to_dict(), games=games, aggregate=_aggregate(spec, games),
                 errors=[dict(cell=c.name, error=e.get("error"), where=e.get("where")) for c, e in errors.items()])
@@ -109,7 +109,7 @@ def _aggregate(spec: StudySpec, games: dict[str, Any]) -> dict[str, Any]:
     if not usable:
         return out
     for n in names:
-        raw[n] = np.array([[games[e]["agents"][n][s]["mean"] for e in usable] for s in spec.seeds])
+        raw[n] = np.array([[games[e]["agents"][n][str(s)]["mean"] for e in usable] for s in spec.seeds])
     rnd = [games[e]["random"] for e in usable]
     ref = raw["dqn"].mean(0)
     valid = [i for i in range(len(usable)) if ref[i] != rnd[i]]
@@ -147,7 +147,7 @@ def markdown(r: dict[str, Any]) -> str:
         for name, per in agents.items():
             cells = []
             for s in seeds:
-                row = per.get(str(s), per.get(s))
+                row = per.get(str(s))
                 if row is None:
                     cells.append("-")
                     continue
@@ -161,7 +161,7 @@ def markdown(r: dict[str, Any]) -> str:
             for other, per in g["dsqn_vs"].items():
                 lines.append(f"| {other} | " + " | ".join(
                     (lambda t: "-" if t is None else f"{t['mean_other']:.1f} vs {t['mean_dsqn']:.1f}, p {_fmt(t['p_value'], '.2g')}")(
-                        per.get(str(s), per.get(s))) for s in seeds) + " |")
+                        per.get(str(s))) for s in seeds) + " |")
         tan = {n: per for n, per in agents.items() if n.startswith("tan")}
         if tan:
             lines += ["", "Table 2: conversion rate, normal (rate) / robust readout, per seed.", "",
@@ -169,7 +169,7 @@ def markdown(r: dict[str, Any]) -> str:
             for name, per in tan.items():
                 lines.append(f"| {name} | " + " | ".join(
                     (lambda row: "-" if row is None else f"{_fmt(row.get('normal_readout_conversion_rate'), '.3f')} / "
-                     f"{_fmt(row.get('conversion_rate'), '.3f')}")(per.get(str(s), per.get(s))) for s in seeds) + " |")
+                     f"{_fmt(row.get('conversion_rate'), '.3f')}")(per.get(str(s))) for s in seeds) + " |")
         curves = {n: [row["agreement_vs_timesteps"] for row in per.values() if row.get("agreement_vs_timesteps")]
                   for n, per in agents.items()}
         curves = {n: c for n, c in curves.items() if c}
@@ -239,7 +239,7 @@ def write_report(out: Path, spec: StudySpec, cells: list[Cell]) -> dict[str, Any
     """results.json, results.csv, report.md and figures/ of the study folder ``out``."""
     results, errors = read_cells(out, cells)
     r = collect(spec, results, errors)
-    r = json.loads(json.dumps(r, default=float))  # what the file holds (seed keys become strings)
+    r = json.loads(json.dumps(r, default=float))  # what the file holds
     figs = out / "figures"
     for env, g in r["games"].items():
         curves = {n: [[(e["frames"], e["mean"]) for e in ev] for ev in per.values()] for n, per in g["curves"].items()}

@@ -74,12 +74,12 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", work
     out = Path(out)
     resolve_device(device)
     check_executor(executor, workers)
-    config = spec.to_dict()
+    config = json.loads(json.dumps(spec.to_dict()))  # as config.yaml holds it (tuples as lists)
     old = read_config(out)
-    if old is not None and old != json.loads(json.dumps(config)):
+    if old is not None and old != config:
         raise SpikeverseError(f"{out} holds another study (other envs, seeds, agents or protocol); use another folder")
     out.mkdir(parents=True, exist_ok=True)
-    write_config(out, json.loads(json.dumps(config)))
+    write_config(out, config)
     (out / CELLS).mkdir(exist_ok=True)
     cells = plan(spec)
     data = payload(spec, out, device)
