@@ -12,7 +12,7 @@ from spikeverse.analysis.aggregate import iqm, iqm_interval, normalize, probabil
 from spikeverse.cli.app import main
 from spikeverse.study import cells as cells_mod
 from spikeverse.study import runner as runner_mod
-from spikeverse.study.runner import plan, run_study
+from spikeverse.study.runner import _needs, plan, run_study
 from spikeverse.study.spec import load_spec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -159,10 +159,19 @@ def test_a_study_file_with_an_unknown_key_is_refused(tmp_path, capsys):
     assert "unknown key(s) games" in capsys.readouterr().err
 
 
-def test_the_plan_trains_the_dqn_for_every_conversion_and_orders_the_phases():
+def test_the_plan_trains_the_dqn_for_every_conversion_and_goes_agent_by_agent():
     cells = plan(load_spec(envs=["CartPole-v1"], seeds=[3], agents=["fast"]))
-    assert [(c.phase, c.agent) for c in cells] == [("train", "dqn"), ("convert", "fast"), ("evaluate", "dqn"),
-                                                   ("evaluate", "fast"), ("evaluate", "random")]
+    assert [(c.phase, c.agent) for c in cells] == [("train", "dqn"), ("evaluate", "dqn"), ("evaluate", "random"),
+                                                   ("convert", "fast"), ("evaluate", "fast")]
+    # a slow agent listed last waits for nothing else; every cell comes after the cells it needs
+    spec = load_spec(envs=["CartPole-v1", "MinAtar/Breakout"], seeds=[0, 1], agents=["dqn", "tan", "dsqn"],
+                     robustness=["gaussian:0,0.1"])
+    cells = plan(spec)
+    names = [c.agent for c in cells if c.phase != "robustness"]
+    assert names.index("dsqn") > max(i for i, n in enumerate(names) if n != "dsqn")
+    assert cells[-1].phase == "robustness"
+    for i, c in enumerate(cells):
+        assert all(cells.index(n) < i for n in _needs(c, spec.agent_names()))
 
 
 # ----------------------------------------------------------------------------- aggregates

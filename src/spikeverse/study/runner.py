@@ -29,21 +29,21 @@ from spikeverse.study.spec import CONVERTED, StudySpec
 
 
 def plan(spec: StudySpec) -> list[Cell]:
-    """Every cell of the study, phase by phase."""
-    names = spec.agent_names()
+    """Every cell of the study, agent by agent in the study's order (dqn first): an agent's trainings
+    or conversions over every env and seed, then its evaluations; the random floor after the DQN's,
+    robustness last. A long study so reports its first agents early (a slow DSQN listed last waits
+    for nothing else); each cell needs only cells planned before it."""
+    grid = [(env, seed) for env in spec.envs for seed in spec.seeds]
     cells = []
-    for env in spec.envs:
-        for seed in spec.seeds:
-            for name in names:
-                kind = name.split("-")[0]
-                cells.append(Cell("convert" if kind in CONVERTED else "train", env, seed, name))
-    cells += [Cell("evaluate", env, seed, name) for env in spec.envs for seed in spec.seeds for name in names]
-    # the normalization's floor: uniformly random actions (the first seed's DQN at epsilon 1)
-    cells += [Cell("evaluate", env, spec.seeds[0], RANDOM) for env in spec.envs]
+    for name in spec.agent_names():
+        phase = "convert" if name.split("-")[0] in CONVERTED else "train"
+        cells += [Cell(phase, env, seed, name) for env, seed in grid]
+        cells += [Cell("evaluate", env, seed, name) for env, seed in grid]
+        if name == "dqn":  # the normalization's floor: uniformly random actions (the first seed's DQN at epsilon 1)
+            cells += [Cell("evaluate", env, spec.seeds[0], RANDOM) for env in spec.envs]
     if spec.robustness:
-        cells += [Cell("robustness", env, seed, "all") for env in spec.envs for seed in spec.seeds]
-    order = {"train": 0, "convert": 1, "evaluate": 2, "robustness": 3}
-    return sorted(cells, key=lambda c: order[c.phase])
+        cells += [Cell("robustness", env, seed, "all") for env, seed in grid]
+    return cells
 
 
 def _needs(cell: Cell, names: list[str]) -> list[Cell]:
@@ -88,8 +88,8 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", work
              f"{len(cells)} cells, {len(done)} done -> {out}", progress)
     with make_executor(executor, workers) as ex, Progress(len(cells), "study", unit="cell", initial=len(done),
                                                            enabled=progress) as bar:
-        for phase in dict.fromkeys(c.phase for c in cells):
-            todo = [c for c in cells if c.phase == phase and c not in done]
+        for group in dict.fromkeys((c.phase, c.agent) for c in cells):  # one agent's cells of one phase
+            todo = [c for c in cells if (c.phase, c.agent) == group and c not in done]
             ready = []
             for c in todo:
                 missing = [n for n in _needs(c, spec.agent_names()) if n not in done]
