@@ -10,6 +10,8 @@ also reads the configs of runs written before the spiking settings had their own
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, fields, replace
 
 from spikeverse.envs import env_family
@@ -65,6 +67,8 @@ class DQNConfig:
     # model selection, checkpoints
     eval_interval: int = 5_000
     eval_episodes: int = 5
+    # stop early once a model-selection evaluation's mean reaches this score (None: train every step)
+    stop_score: float | None = None
     checkpoint_interval: int = 5_000
     train_env_kwargs: dict | None = None
 
@@ -117,6 +121,8 @@ class DQNConfig:
             (self.arch in ("mlp", "minatar", "nature"), f"unknown architecture '{self.arch}'"),
             (len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
             (self.eval_interval >= 0 and self.eval_episodes >= 1, "eval_interval >= 0, eval_episodes >= 1"),
+            (self.stop_score is None or (math.isfinite(self.stop_score) and self.eval_interval > 0),
+             f"stop_score needs evaluations (eval_interval > 0) and a finite score, got {self.stop_score}"),
             (self.checkpoint_interval >= 1, "checkpoint_interval must be >= 1"),
             (self.spiking is None or isinstance(self.spiking, SpikingConfig),
              f"spiking must be a SpikingConfig or None, got {self.spiking!r}"),
@@ -146,12 +152,13 @@ LEGACY_SPIKING_KEYS = {"snn_timesteps": "timesteps", "surrogate": "surrogate", "
 
 def upgrade_config(d: dict) -> dict:
     """A DQN config dict in today's names. Runs written before issue 14 have no ``precision``
-    (they trained in float32). Runs written before issue 12 saved the Polyak rate as
+    (they trained in float32) and no ``stop_score`` (they trained to the last step). Runs written before issue 12 saved the Polyak rate as
     ``tau``, and ``spiking: true/false`` next to the flat keys of ``LEGACY_SPIKING_KEYS``; they
     become ``polyak_tau`` and ``spiking: {timesteps, surrogate, alpha, tau, v_th, reset,
     init_rate}`` (or None). A dict in today's names is returned unchanged (as a copy)."""
     d = dict(d)
     d.setdefault("precision", "float32")  # runs before issue 14 trained in float32
+    d.setdefault("stop_score", None)  # ... and to their last step
     if "tau" in d and "polyak_tau" not in d:  # today's tau lives inside spiking only
         d["polyak_tau"] = d.pop("tau")
     flat = {new: d.pop(old) for old, new in LEGACY_SPIKING_KEYS.items() if old in d}

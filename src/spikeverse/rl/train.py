@@ -95,6 +95,10 @@ class _Run:
         online = self.agent.online
         self.best.offer(res.mean, lambda: {k: v.detach().clone() for k, v in online.state_dict().items()}, self.step)
 
+    def solved(self) -> bool:
+        """Early stopping: a model-selection evaluation has reached ``stop_score`` (resumes stay stopped)."""
+        return self.cfg.stop_score is not None and self.best.value is not None and self.best.score >= self.cfg.stop_score
+
     def checkpoint(self, on_checkpoint: Callable[[int], None] | None) -> None:
         agent, cfg = self.agent, self.cfg
         opt_tensors, opt_meta = optimizer_to_flat(agent.optimizer)
@@ -194,7 +198,7 @@ def _loop(r: _Run, metrics, evals, log: Progress, on_checkpoint, time_budget_s: 
     ep_len = np.zeros(n, dtype=np.int64)
     losses: deque[float] = deque(maxlen=100)
     returns: deque[float] = deque(maxlen=10)  # shown as the progress line's return
-    while r.step < cfg.total_steps:
+    while r.step < cfg.total_steps and not r.solved():
         epsilon = 0.0 if cfg.noisy else linear_schedule(cfg.epsilon_start, cfg.epsilon_end, eps_steps, r.step)
         actions = agent.act(obs, epsilon, rng)
         nxt, rew, term, trunc, infos = envs.step(actions)
@@ -231,7 +235,7 @@ def _loop(r: _Run, metrics, evals, log: Progress, on_checkpoint, time_budget_s: 
             log.update(advance)
         if time_budget_s is not None and time.perf_counter() - r.t0 > time_budget_s:
             break
-    if cfg.eval_interval and r.step >= cfg.total_steps and r.step % cfg.eval_interval >= n:
+    if cfg.eval_interval and r.step >= cfg.total_steps and r.step % cfg.eval_interval >= n and not r.solved():
         r.select_best(evals)  # the final weights compete too (unless just evaluated in the loop)
     r.checkpoint(on_checkpoint)
 
