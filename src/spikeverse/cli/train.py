@@ -47,6 +47,8 @@ def train(
     device: Optional[str] = typer.Option(None, help="dqn, dsqn: auto, cpu or cuda.", show_default="auto"),
     checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (default per env)."),
     eval_every: Optional[int] = typer.Option(None, help="Steps between model-selection evaluations (0 = off)."),
+    eval_episodes: Optional[int] = typer.Option(None, help="dqn, dsqn: episodes of each model-selection evaluation (default per env)."),
+    stop_score: Optional[float] = typer.Option(None, help="dqn, dsqn: stop once a model-selection evaluation's mean reaches this score (default per env; CartPole: none)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the run directory's checkpoint."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -59,7 +61,8 @@ def train(
     _refuse_stray(agent, num_envs=num_envs, double=double, per=per, dueling=dueling, nstep=nstep, noisy=noisy,
                   c51=c51, rainbow=rainbow or None, arch=arch, hidden=hidden, device=device, lr=lr,
                   batch_size=batch_size, train_freq=train_freq, gradient_steps=gradient_steps, precision=precision,
-                  eval_every=eval_every, checkpoint_every=checkpoint_every)
+                  eval_every=eval_every, checkpoint_every=checkpoint_every, eval_episodes=eval_episodes,
+                  stop_score=stop_score)
     spiking = _spiking_options(agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, v_th=v_th,
                                reset=reset, init_rate=init_rate)  # refused for every agent but dsqn
     out = out or default_run_dir(env, agent, seed)
@@ -82,7 +85,8 @@ def train(
             env, seed=seed, total_steps=steps, num_envs=num_envs, double=double, per=per, dueling=dueling,
             nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device or "auto", arch=arch,
             hidden=_widths(hidden), batch_size=batch_size, train_freq=train_freq, gradient_steps=gradient_steps,
-            precision=precision, checkpoint_interval=checkpoint_every, eval_interval=eval_every, **spiking,
+            precision=precision, checkpoint_interval=checkpoint_every, eval_interval=eval_every,
+            eval_episodes=eval_episodes, stop_score=stop_score, **spiking,
         )
         res = train_dqn(cfg, out, resume=resume, progress=progress)
         summary = {"run_dir": str(res.run_dir), "env": env, "agent": agent, "steps": res.steps,
