@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _results import RESULTS, median, rewrite_reports, seed_span, write_report
+from _results import MINATAR_LOOP_BEFORE_ISSUE_14, RESULTS, median, rewrite_reports, seed_span, write_report
 from cartpole_dqn import SOLVED, run_spikeverse
 
 NAME = "throughput"
@@ -45,19 +45,19 @@ BATCHES = (32, 64, 128, 256, 512, 1024)
 # (agent, setting, DQNConfig overrides); the first setting of an agent is today's loop, and every
 # setting replays 32 samples per frame, as today's default does
 SETTINGS = [
-    ("dqn", "today: 1 env, 1 x 32 per frame", {}, 1),
-    ("dqn", "8 envs, 8 x 32 per 8 frames", dict(num_envs=8, gradient_steps=8), 1),
-    ("dqn", "8 envs, 1 x 256 per 8 frames", dict(num_envs=8, batch_size=256), 1),
-    ("dqn", "32 envs, 1 x 1024 per 32 frames", dict(num_envs=32, batch_size=1024), 1),
+    ("dqn", "today: 1 env, 1 x 32 per frame", MINATAR_LOOP_BEFORE_ISSUE_14, 1),
+    ("dqn", "8 envs, 8 x 32 per 8 frames", dict(num_envs=8, gradient_steps=8, precision="float32"), 1),
+    ("dqn", "8 envs, 1 x 256 per 8 frames", dict(num_envs=8, batch_size=256, precision="float32"), 1),
+    ("dqn", "32 envs, 1 x 1024 per 32 frames", dict(num_envs=32, batch_size=1024, precision="float32"), 1),
     ("dqn", "8 envs, 1 x 256 per 8 frames, bfloat16", dict(num_envs=8, batch_size=256, precision="bfloat16"), 1),
     ("dqn", "32 envs, 1 x 1024 per 32 frames, bfloat16", dict(num_envs=32, batch_size=1024, precision="bfloat16"), 1),
     ("dqn", "32 envs, 1 x 1024 per 32 frames, bfloat16, 2 threads",
      dict(num_envs=32, batch_size=1024, precision="bfloat16"), 2),
-    ("rainbow", "today: 1 env, 1 x 32 per frame", dict(rainbow=True), 1),
-    ("rainbow", "8 envs, 1 x 256 per 8 frames", dict(rainbow=True, num_envs=8, batch_size=256), 1),
+    ("rainbow", "today: 1 env, 1 x 32 per frame", dict(rainbow=True, **MINATAR_LOOP_BEFORE_ISSUE_14), 1),
+    ("rainbow", "8 envs, 1 x 256 per 8 frames", dict(rainbow=True, num_envs=8, batch_size=256, precision="float32"), 1),
     ("rainbow", "32 envs, 1 x 1024 per 32 frames, bfloat16, 2 threads",
      dict(rainbow=True, num_envs=32, batch_size=1024, precision="bfloat16"), 2),
-    ("dsqn T=8", "today: 1 env, 1 x 32 per frame", dict(spiking=True, timesteps=8), 1),
+    ("dsqn T=8", "today: 1 env, 1 x 32 per frame", dict(spiking=True, timesteps=8, **MINATAR_LOOP_BEFORE_ISSUE_14), 1),
     ("dsqn T=8", "8 envs, 1 x 256 per 8 frames", dict(spiking=True, timesteps=8, num_envs=8, batch_size=256), 1),
     ("dsqn T=8", "32 envs, 1 x 1024 per 32 frames, 2 threads",
      dict(spiking=True, timesteps=8, num_envs=32, batch_size=1024), 2),
