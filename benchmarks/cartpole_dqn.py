@@ -1,6 +1,10 @@
-"""CartPole-v1 DQN benchmark (issue 2): the default config over several seeds.
+"""CartPole-v1 DQN benchmark (issue 2): the default config of before issue 14 over several seeds.
 
-For each seed: train with the default CartPole config (``spikeverse train --env CartPole-v1``),
+For each seed: train with the CartPole config of before issue 14 (``spikeverse train --env
+CartPole-v1 --num-envs 1 --batch-size 128 --train-freq 2``, target copied every 100 frames, model
+selection on 5 episodes, no early stop: ``_results.CARTPOLE_LOOP_BEFORE_ISSUE_14``; the DQNs that
+``conversion_seeds.py`` and ``robustness.py`` convert and perturb are these runs; today's default
+is measured by ``throughput.py cartpole``),
 then evaluate 20 episodes with the evaluation protocol (seed 1000 + seed); record the eval mean
 and the wall time. Solved: eval mean >= 475. With ``--sb3`` (stable-baselines3 importable), its
 DQN with the rl-zoo CartPole hyperparameters runs on the same seeds, evaluated by the same
@@ -22,30 +26,34 @@ import argparse
 import shutil
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-from _results import RUNS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
+from _results import CARTPOLE_LOOP_BEFORE_ISSUE_14, RUNS, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
 
 from spikeverse.runtime import HELDOUT_SEED_OFFSET
 
 NAME = "cartpole_dqn"
 TUNING_SEEDS = [0, 1, 2, 3, 4]
-TUNING_NOTE = ("the defaults (src/spikeverse/rl/config.py) were chosen on seeds 0-4 "
+TUNING_NOTE = ("the defaults of before issue 14 (1 env, 1 x 128 per 2 frames, target every 100 frames, "
+               "selection on 5 episodes; src/spikeverse/rl/config.py then) were chosen on seeds 0-4 "
                "(results/cartpole_dqn_tuning_seeds.json), the only tuning seeds on record; seeds 100 and up "
                "were never used for tuning")
 SOLVED = 475.0
 
 
 def run_spikeverse(seed: int, workdir: Path, name: str = "sv", **overrides) -> dict:
-    """Train the default CartPole config (with ``overrides``) into workdir/NAME-SEED from scratch;
-    its wall time and the evaluation protocol's 20 episodes of its best weights."""
+    """Train the default CartPole config with ``overrides`` (set as given: None is a value) into
+    workdir/NAME-SEED from scratch; its wall time and the evaluation protocol's 20 episodes of its
+    best weights."""
     from spikeverse.rl.checkpoint import load_dqn
     from spikeverse.rl.config import DQNConfig
     from spikeverse.rl.evaluation import evaluate
     from spikeverse.rl.train import train_dqn
 
-    cfg = DQNConfig.for_env("CartPole-v1", seed=seed, device="cpu", **overrides)
+    cfg = replace(DQNConfig.for_env("CartPole-v1", seed=seed, device="cpu"), **overrides)
+    cfg.validate()
     run = workdir / f"{name}-{seed}"
     shutil.rmtree(run, ignore_errors=True)  # a killed run's partial seed starts over
     t0 = time.perf_counter()
@@ -102,7 +110,7 @@ def summarise(rows: list[dict], peer: list[dict], threads: int, command: str) ->
 def render(d: dict) -> str:
     rows = d["spikeverse"]
     untuned = [r for r in rows if r["seed"] not in d["tuning_seeds"]]
-    lines = ["# CartPole-v1 DQN, default config", "",
+    lines = ["# CartPole-v1 DQN, the default config of before issue 14", "",
              f"`{d['command']}`", "",
              f"Seeds {seed_span(d['seeds'])} ({len(untuned)} of them not used for tuning); {d['tuning_note']}. "
              f"Torch threads per run: {d['threads']}; evaluation: {d['eval_episodes']} episodes (seed 1000 + seed), "
@@ -143,7 +151,7 @@ def main() -> None:
     for s in args.seeds:
         unit = runs / f"spikeverse-seed{s}.json"
         if (r := load_unit(unit)) is None:
-            r = run_spikeverse(s, runs / "train")
+            r = run_spikeverse(s, runs / "train", **CARTPOLE_LOOP_BEFORE_ISSUE_14)
             save_unit(unit, r)
         rows.append(r)
         print("spikeverse", r, flush=True)

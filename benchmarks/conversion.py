@@ -30,12 +30,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-from _results import MINATAR_LOOP_BEFORE_ISSUE_14
+from _results import loop_before_issue_14
 
 from spikeverse.analysis.evaluate import evaluate_agent
 from spikeverse.analysis.statistics import summarize
@@ -104,8 +105,9 @@ def main() -> None:
     Ts = [int(t) for t in args.timesteps.split(",")]
     run = args.run or HERE / "runs" / "conversion" / args.env.replace("/", "-") / "dqn"
     if not (run / "checkpoint.safetensors").exists():
-        loop = MINATAR_LOOP_BEFORE_ISSUE_14 if args.env.startswith("MinAtar/") else {}
-        train_dqn(DQNConfig.for_env(args.env, seed=0, device="cpu", **loop), run, progress=False)
+        cfg = replace(DQNConfig.for_env(args.env, seed=0, device="cpu"), **loop_before_issue_14(args.env))
+        cfg.validate()
+        train_dqn(cfg, run, progress=False)
     ann, env, _ = load_source(run)
     t0 = time.perf_counter()
     stats = collect_activations(ann, env, frames=args.frames, seed=0, min_percentile=99.0, keep_observations=True)
