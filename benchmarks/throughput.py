@@ -337,6 +337,7 @@ def cartpole(args) -> None:
         for row in pool.imap_unordered(_cartpole_one, jobs):
             print(row, flush=True)
             row["jobs"] = args.jobs
+            row["note"] = args.note  # what else ran on the machine meanwhile (said in the report)
             data = json.loads(path.read_text()) if path.exists() else {}
             part = data.get("cartpole", dict(env="CartPole-v1", rows=[]))
             part["rows"] = sorted([r for r in part["rows"] if (r["setting"], r["seed"]) != (row["setting"], row["seed"])]
@@ -344,22 +345,20 @@ def cartpole(args) -> None:
             part["tuning_seeds"] = CARTPOLE_TUNING_SEEDS
             part["settings"] = {k: v[0] for k, v in CARTPOLE_SETTINGS.items()}
             _save(cartpole=part)
-    if args.note is not None:  # what else ran on the machine meanwhile, said in the report
-        part = json.loads(path.read_text())["cartpole"]
-        part["note"] = args.note
-        _save(cartpole=part)
 
 
 def _render_cartpole(cp: dict) -> list[str]:
     md = ["## CartPole-v1: the default config's settings", "",
           "`python benchmarks/throughput.py cartpole --settings KEY ... --seeds S ...`: each setting trains the "
-          "CartPole default (50,000 frames, 64 samples replayed per frame) from scratch on every seed, one torch "
+          "CartPole config (50,000 frames unless it says otherwise, 64 samples replayed per frame) from scratch on every seed, one torch "
           "thread each, the settings interleaved seed by seed; then the evaluation protocol on its best weights (20 "
           "episodes, seed 1000 + seed, epsilon 0.05). Solved: eval mean >= 475. Settings are chosen on the tuning "
-          f"seeds {seed_span(cp['tuning_seeds'])}; the other seeds were used for nothing else."
-          + (f" {cp['note']}" if cp.get("note") else ""), "",
-          "| seeds | setting | runs | solved | median eval mean | lowest | median wall s | x today's median wall |",
-          "|---|---|---|---|---|---|---|---|"]
+          f"seeds {seed_span(cp['tuning_seeds'])}; the other seeds were used for nothing else. Wall times depend on "
+          "what else ran (the notes); x today's is today's median wall over the seeds both ran under the same load, "
+          "divided by this setting's median on those seeds.", "",
+          "| seeds | setting | runs | solved | median eval mean | lowest | median wall s | x today's median wall (seeds) | load |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    notes = list(dict.fromkeys(r.get("note") or "not recorded" for r in cp["rows"]))
     groups = {"tuning": [r for r in cp["rows"] if r["seed"] in cp["tuning_seeds"]],
               "untuned": [r for r in cp["rows"] if r["seed"] not in cp["tuning_seeds"]]}
     for group, rows in groups.items():
@@ -369,14 +368,20 @@ def _render_cartpole(cp: dict) -> list[str]:
         by = {}
         for r in rows:
             by.setdefault(r["setting"], []).append(r)
-        today = median(r["wall_s"] for r in by.get("today", []))
         for key, rs in by.items():
             wall = median(r["wall_s"] for r in rs)
+            # today's setting on the same seeds under the same load, against this one on those seeds
+            pairs = {(r["seed"], r.get("note")): r["wall_s"] for r in rs}
+            same = [(t["wall_s"], pairs[(t["seed"], t.get("note"))]) for t in by.get("today", [])
+                    if (t["seed"], t.get("note")) in pairs]
+            today = median(t for t, _ in same) / median(w for _, w in same) if same else None
             md.append(f"| {group} {seed_span(seeds)} | {cp['settings'][key]} | {len(rs)} | "
                       f"{sum(r['eval_mean'] >= SOLVED for r in rs)}/{len(rs)} | {median(r['eval_mean'] for r in rs):.1f} | "
                       f"{min(r['eval_mean'] for r in rs):.1f} | {wall:.1f} | "
-                      f"{(f'{today / wall:.2f}' if today else '-')} |")
-    md.append("")
+                      f"{(f'{today:.2f} ({len(same)})' if today else '-')} | "
+                      + ", ".join(str(1 + notes.index(n)) for n in dict.fromkeys(r.get("note") or "not recorded" for r in rs))
+                      + " |")
+    md += [""] + [f"Load {i + 1}: {n}" for i, n in enumerate(notes)] + [""]
     return md
 
 
