@@ -48,7 +48,7 @@ def test_train_evaluate_and_resume(tmp_path, capsys):
         tensors, _ = load_checkpoint(d / "checkpoint.safetensors")
         return float(next(v for k, v in tensors.items() if k.startswith("optim.") and k.endswith(".step")))
 
-    updates_before = adam_step()  # one update every 2 steps from learning_starts (1000) to 1500
+    updates_before = adam_step()  # 4 envs: an update per 4 steps from learning_starts (1000) to 1500
     rc, out, _ = run_cli(capsys, "train", *FAST, "--steps", 4000, "--out", d, "--json")
     assert rc == 0
     summary = json.loads(out)
@@ -58,8 +58,8 @@ def test_train_evaluate_and_resume(tmp_path, capsys):
     resumed_walls = [float(r["wall_s"]) for r in read_metrics(d) if int(r["step"]) > 1500]
     assert resumed_walls and min(resumed_walls) >= wall_before - 0.01  # wall time counts on across the resume
     # the optimiser went on from its saved state; the resumed run refills 1000 steps before updating
-    assert updates_before == len(range(1000, 1501, 2))
-    assert adam_step() == updates_before + len(range(2500, 4001, 2))
+    assert updates_before == len(range(1000, 1501, 4))
+    assert adam_step() == updates_before + len(range(2500, 4001, 4))
 
 
 def test_resume_with_other_options_is_refused(tmp_path, capsys):
@@ -153,3 +153,19 @@ def test_tabular_taxi_through_the_cli(tmp_path, capsys):
     rc, out, _ = run_cli(capsys, "evaluate", d, "--episodes", 100, "--epsilon", 0, "--json")
     res = json.loads(out)
     assert rc == 0 and res["agent"] == "tabular" and res["mean"] >= 7
+
+
+def test_a_resume_goes_on_with_the_options_the_run_was_trained_with(tmp_path, capsys):
+    """Options not given on a resume come from the run's config (a default may have changed since);
+    an option given with another value is still refused."""
+    import yaml
+
+    d = tmp_path / "r"
+    loop = ["--num-envs", 1, "--batch-size", 32, "--train-freq", 2, "--hidden", 16]
+    assert run_cli(capsys, "train", *FAST, *loop, "--steps", 1200, "--out", d, "--json")[0] == 0
+    rc, out, _ = run_cli(capsys, "train", *FAST, "--hidden", 16, "--steps", 1600, "--out", d, "--json")
+    assert rc == 0 and json.loads(out)["resumed_from"] == 1200
+    config = yaml.safe_load((d / "config.yaml").read_text())
+    assert (config["num_envs"], config["batch_size"], config["train_freq"]) == (1, 32, 2)
+    rc, _, err = run_cli(capsys, "train", *FAST, "--hidden", 16, "--num-envs", 2, "--steps", 2000, "--out", d)
+    assert rc == 2 and "num_envs" in err

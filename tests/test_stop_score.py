@@ -29,6 +29,11 @@ def test_a_score_never_reached_trains_every_step(tmp_path):
     assert res.steps == 3000 and len(read_metrics(tmp_path / EVALS)) == 3000 // 200
 
 
+def test_turning_evaluations_off_drops_the_default_stop():
+    assert DQNConfig.for_env("CartPole-v1").stop_score == 500.0
+    assert DQNConfig.for_env("CartPole-v1", eval_interval=0).stop_score is None
+
+
 @pytest.mark.parametrize("bad", [dict(stop_score=500.0, eval_interval=0), dict(stop_score=float("nan"))])
 def test_a_stop_score_without_evaluations_is_refused(bad):
     with pytest.raises(SpikeverseError, match="stop_score"):

@@ -240,4 +240,4 @@ def test_train_hours_stops_a_training_at_its_budget_counted_over_every_call(tmp_
     (tmp_path / "s" / "cells" / "train--CartPole-v1--seed0--dqn.json").unlink()
     run_study(spec, tmp_path / "s", progress=False)
     again = json.loads((tmp_path / "s" / "cells" / "train--CartPole-v1--seed0--dqn.json").read_text())
-    assert again["frames"] - cell["frames"] <= 1
+    assert again["frames"] - cell["frames"] <= 4  # at most one collection step of CartPole's 4 envs

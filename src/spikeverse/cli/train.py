@@ -78,16 +78,21 @@ def train(
                                   checkpoint_every=checkpoint_every, network=_rstdp_network(hidden))
         summary = train_rstdp(cfg, out, resume=resume, progress=progress)
     elif agent in ("dqn", "dsqn"):
-        from spikeverse.rl.config import DQNConfig
+        from spikeverse.io.rundir import read_config
+        from spikeverse.rl.config import RAINBOW, DQNConfig, keep_run_options
         from spikeverse.rl.train import train_dqn
 
-        cfg = DQNConfig.for_env(
-            env, seed=seed, total_steps=steps, num_envs=num_envs, double=double, per=per, dueling=dueling,
-            nstep=nstep, noisy=noisy, c51=c51, rainbow=rainbow, lr=lr, device=device or "auto", arch=arch,
-            hidden=_widths(hidden), batch_size=batch_size, train_freq=train_freq, gradient_steps=gradient_steps,
-            precision=precision, checkpoint_interval=checkpoint_every, eval_interval=eval_every,
-            eval_episodes=eval_episodes, stop_score=stop_score, **spiking,
-        )
+        given = dict(total_steps=steps, num_envs=num_envs, double=double, per=per, dueling=dueling, nstep=nstep,
+                     noisy=noisy, c51=c51, lr=lr, arch=arch, hidden=_widths(hidden), batch_size=batch_size,
+                     train_freq=train_freq, gradient_steps=gradient_steps, precision=precision,
+                     checkpoint_interval=checkpoint_every, eval_interval=eval_every, eval_episodes=eval_episodes,
+                     stop_score=stop_score)
+        cfg = DQNConfig.for_env(env, seed=seed, rainbow=rainbow, device=device or "auto", **given, **spiking)
+        if resume:  # options not given go on as the run was trained (a default may have changed since)
+            named = {k for k, v in given.items() if v is not None} | (set(RAINBOW) if rainbow else set())
+            named |= {k for k, v in dict(timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, v_th=v_th,
+                                         reset=reset, init_rate=init_rate).items() if v is not None}
+            cfg = keep_run_options(cfg, read_config(out), named)
         res = train_dqn(cfg, out, resume=resume, progress=progress)
         summary = {"run_dir": str(res.run_dir), "env": env, "agent": agent, "steps": res.steps,
                    "episodes": res.episodes, "wall_s": round(res.wall_s, 2), "best_score": res.best_score,

@@ -90,6 +90,8 @@ class DQNConfig:
         if unknown:
             raise SpikeverseError(f"unknown DQN option(s): {', '.join(sorted(unknown))}")
         cfg = replace(cfg, **overrides)
+        if cfg.eval_interval == 0 and "stop_score" not in overrides:  # no evaluations: the default stop lapses
+            cfg = replace(cfg, stop_score=None)
         cfg.validate()
         return cfg
 
@@ -148,6 +150,26 @@ class DQNConfig:
 # the flat config keys of the spiking settings in runs written before SpikingConfig (issue 12)
 LEGACY_SPIKING_KEYS = {"snn_timesteps": "timesteps", "surrogate": "surrogate", "surrogate_alpha": "alpha",
                        "lif_tau": "tau", "lif_v_th": "v_th", "lif_reset": "reset", "snn_init_rate": "init_rate"}
+
+
+def keep_run_options(cfg: DQNConfig, stored: dict | None, given: set[str]) -> DQNConfig:
+    """Resuming a run: every option not in ``given`` (DQNConfig and SpikingConfig field names the
+    user set) takes the run's own value from its ``stored`` config, so that a run goes on with what
+    it was trained with after a default changed. A stored run of another env or agent leaves
+    ``cfg`` as it is (the run directory then refuses it); the device is always today's."""
+    if not stored or stored.get("env_id") != cfg.env_id or stored.get("agent") not in (None, "dqn", "dsqn"):
+        return cfg
+    old = DQNConfig.from_dict(stored)
+    if (old.spiking is None) != (cfg.spiking is None):
+        return cfg
+    keep = {f.name: getattr(old, f.name) for f in fields(DQNConfig)
+            if f.name not in given and f.name not in ("env_id", "seed", "device", "spiking")}
+    if cfg.spiking is not None:
+        mine = {f.name: getattr(cfg.spiking, f.name) for f in fields(cfg.spiking) if f.name in given}
+        keep["spiking"] = replace(old.spiking, **mine)
+    out = replace(cfg, **keep)
+    out.validate()
+    return out
 
 
 def upgrade_config(d: dict) -> dict:

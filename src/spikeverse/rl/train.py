@@ -40,7 +40,7 @@ from spikeverse.runtime import MODEL_SELECTION_SEED
 EVAL_FIELDS = ["step", "mean", "std", "episodes", "wall_s"]
 METRIC_FIELDS = ["step", "episode", "episode_return", "episode_length", "loss", "epsilon", "steps_per_s", "wall_s"]
 # options that may change when a run is resumed (a longer budget, another device, ...)
-RESUMABLE_CHANGES = {"total_steps", "device", "eval_interval", "eval_episodes", "checkpoint_interval"}
+RESUMABLE_CHANGES = {"total_steps", "device", "eval_interval", "eval_episodes", "checkpoint_interval", "stop_score"}
 
 
 @dataclass
