@@ -24,11 +24,12 @@ RUNS = Path(__file__).parent / "runs"
 MINATAR_LOOP_BEFORE_ISSUE_14 = dict(num_envs=1, batch_size=32, precision="float32")
 MINATAR_LOOP_FLAGS = ["--num-envs", "1", "--batch-size", "32"]  # + "--precision float32" for a DQN (DSQN is float32)
 # CartPole's DQN loop before issue 14 made it 4 envs, one update of 256 per 4 frames, the target copied
-# every 200 frames, model selection on 20 episodes and a stop at a selection mean of 500. The
+# every 200 frames, model selection on 20 episodes, a stop at a selection mean of 500 and at most 100k
+# frames (50k before, epsilon decaying over the same first 10k). The
 # benchmarks whose CartPole DQNs predate the change pin it (apply with dataclasses.replace: None is
 # a value here, "train to the last step").
-CARTPOLE_LOOP_BEFORE_ISSUE_14 = dict(num_envs=1, batch_size=128, train_freq=2, target_update_interval=100,
-                                     eval_episodes=5, stop_score=None)
+CARTPOLE_LOOP_BEFORE_ISSUE_14 = dict(total_steps=50_000, epsilon_fraction=0.2, num_envs=1, batch_size=128,
+                                     train_freq=2, target_update_interval=100, eval_episodes=5, stop_score=None)
 LOOP_BEFORE_ISSUE_14 = {"CartPole-v1": CARTPOLE_LOOP_BEFORE_ISSUE_14}  # MinAtar ids: MINATAR_LOOP_BEFORE_ISSUE_14
 
 

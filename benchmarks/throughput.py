@@ -306,14 +306,16 @@ CARTPOLE_SETTINGS = {
     "4env-t200-e20": ("4 envs, 1 x 256 per 4 frames, target every 200 frames, model selection on 20 episodes",
                       dict(_OLD, num_envs=4, batch_size=256, train_freq=1, target_update_interval=200, eval_episodes=20)),
     "4env-t200-e20-stop": ("4 envs, 1 x 256 per 4 frames, target every 200 frames, model selection on 20 episodes, "
-                           "stop at a selection mean of 500 (the default since issue 14)",
+                           "stop at a selection mean of 500",
                            dict(_OLD, num_envs=4, batch_size=256, train_freq=1, target_update_interval=200,
                                 eval_episodes=20, stop_score=500.0)),
-    "4env-t200-e20-stop-100k": ("as 4env-t200-e20-stop, to at most 100k frames (epsilon over the first 10k)",
+    "4env-t200-e20-stop-100k": ("as 4env-t200-e20-stop, to at most 100k frames (epsilon over the first 10k, "
+                                "as before); the default since issue 14",
                                 dict(_OLD, num_envs=4, batch_size=256, train_freq=1, target_update_interval=200,
                                      eval_episodes=20, stop_score=500.0, total_steps=100_000, epsilon_fraction=0.1)),
 }
-CARTPOLE_TUNING_SEEDS = list(range(10))  # settings are chosen on these; the headline uses others
+# settings are chosen on these (100-109 decided 100k frames over 50k); the headline uses others
+CARTPOLE_TUNING_SEEDS = list(range(10)) + list(range(100, 110))
 
 
 def _cartpole_one(args) -> dict:
