@@ -14,7 +14,7 @@ Two trainers:
   venv (``--sb3-python``; SB3 is never a spikeverse dependency); its model zip holds ``policy.pth``.
 
     python benchmarks/zoo.py --sb3-python /tmp/sb3venv/bin/python    # train what is missing
-    python benchmarks/zoo.py --list
+    python benchmarks/zoo.py --report    # rewrite results/zoo.md (the members and their scores) from its JSON
 
 A member that exists is skipped; a killed training starts that member over (each takes minutes).
 """
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _results import RUNS
+from _results import RESULTS, RUNS, rewrite_reports, write_report
 
 ZOO = RUNS / "zoo"
 TRAIN_STATES = 20_000
@@ -182,20 +182,37 @@ def greedy_score(name: str) -> dict:
     return dict(eval_mean=round(res.mean, 2), eval_std=round(res.std, 2))
 
 
+def render(d: dict) -> str:
+    lines = ["# The zoo: DQNs trained elsewhere (issue 16)", "",
+             f"`{d['command']}`: each member trained once into benchmarks/runs/zoo/NAME/ by the trainer named "
+             "(cleanrl: this script's CleanRL-style loop; sb3: Stable-Baselines3 with the rl-zoo hyperparameters, "
+             "in a throwaway venv), one torch thread. Score: its own play, 20 episodes (seed 7000), epsilon 0.05, "
+             "through spikeverse's state-dict loader.", "",
+             "| member | trainer | env | steps | wall s | score |", "|---|---|---|---|---|---|"]
+    lines += [f"| {m['name']} | {m['trainer']} | {m['env']} | {m['steps']} | {m['wall_s']} | "
+              f"{m['eval_mean']:.1f} +- {m['eval_std']:.1f} |" for m in d["members"]]
+    return "\n".join(lines) + "\n"
+
+
+REPORTS = {"zoo": render}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--members", nargs="+", choices=list(MEMBERS), default=list(MEMBERS))
     ap.add_argument("--sb3-python", help="a venv's python with stable-baselines3 (skips the sb3 members without it)")
-    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--report", action="store_true")
     args = ap.parse_args()
+    if args.report:
+        rewrite_reports(REPORTS)
+        return
     import torch
 
     torch.set_num_threads(1)
     for name in args.members:
         trainer, env_id, opts = MEMBERS[name]
         out = ZOO / name
-        if args.list or (out / "member.json").exists():
-            print(name, (out / "member.json").read_text() if (out / "member.json").exists() else "(missing)")
+        if (out / "member.json").exists():
             continue
         if trainer == "sb3" and not args.sb3_python:
             print(f"{name}: skipped (no --sb3-python)", file=sys.stderr)
@@ -206,6 +223,10 @@ def main() -> None:
         info = dict(name=name, trainer=trainer, env=env_id, options=opts, **info, **greedy_score(name))
         (out / "member.json").write_text(json.dumps(info, indent=1))
         print(info, flush=True)
+    members = [json.loads((ZOO / n / "member.json").read_text()) for n in MEMBERS if (ZOO / n / "member.json").exists()]
+    if members:
+        write_report("zoo", dict(command="python benchmarks/zoo.py --sb3-python PYTHON", members=members), render)
+        print(f"wrote {RESULTS / 'zoo.md'}")
 
 
 if __name__ == "__main__":
