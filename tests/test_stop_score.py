@@ -18,10 +18,25 @@ def test_training_stops_at_the_first_evaluation_that_reaches_the_score(tmp_path)
     res = train_dqn(DQNConfig.for_env("CartPole-v1", **SMALL, stop_score=5.0), tmp_path, progress=False)
     evals = read_metrics(tmp_path / EVALS)
     assert res.steps == 200 and len(evals) == 1 and float(evals[0]["mean"]) >= 5.0
+    assert int(evals[0]["episodes"]) == 2 * 3  # the candidate was confirmed on twice the episodes
     _, meta = load_dqn(tmp_path)
     assert meta["step"] == 200 and meta["best_step"] == 200 and meta["best_score"] == float(evals[0]["mean"])
     again = train_dqn(DQNConfig.for_env("CartPole-v1", **SMALL, stop_score=5.0), tmp_path, progress=False, resume=True)
     assert again.steps == 200 and len(read_metrics(tmp_path / EVALS)) == 1  # stopped: nothing more done
+
+
+def test_a_candidate_that_fails_its_confirmation_trains_on(tmp_path, monkeypatch):
+    from spikeverse.rl import train as train_mod
+    from spikeverse.rl.evaluation import EvalResult
+
+    def fake(net, cfg, step, episodes=None):  # every first evaluation reaches the score, no confirmation does
+        n = episodes or cfg.eval_episodes
+        return EvalResult("CartPole-v1", n, [10.0 if episodes is None else 1.0] * n, [10] * n, 0.05, 0, False, None)
+
+    monkeypatch.setattr(train_mod, "_quick_eval", fake)
+    res = train_dqn(DQNConfig.for_env("CartPole-v1", **SMALL, stop_score=5.0), tmp_path, progress=False)
+    evals = read_metrics(tmp_path / EVALS)
+    assert res.steps == 3000 and {float(e["mean"]) for e in evals} == {1.0}
 
 
 def test_a_score_never_reached_trains_every_step(tmp_path):

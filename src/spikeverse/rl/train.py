@@ -88,8 +88,13 @@ class _Run:
         return self.wall0 + time.perf_counter() - self.t0
 
     def select_best(self, evals) -> None:
-        """Evaluate the online network; keep its weights if they are the best so far (latest on ties)."""
+        """Evaluate the online network; keep its weights if they are the best so far (latest on ties).
+        A stop candidate (a mean >= ``stop_score``) is evaluated again on twice the episodes (the
+        same first ones and as many more), and that mean is its score: one lucky evaluation does
+        not end training."""
         res = _quick_eval(self.agent.online, self.cfg, self.step)
+        if self.cfg.stop_score is not None and res.mean >= self.cfg.stop_score:
+            res = _quick_eval(self.agent.online, self.cfg, self.step, episodes=2 * self.cfg.eval_episodes)
         evals.write(dict(step=self.step, mean=res.mean, std=round(res.std, 3), episodes=len(res.scores),
                          wall_s=round(self.wall(), 2)))
         online = self.agent.online
@@ -270,11 +275,13 @@ def _calibrate(agent: DQNAgent, buffer, cfg: DQNConfig, device: torch.device) ->
     return scales
 
 
-def _quick_eval(net: QNetwork, cfg: DQNConfig, step: int):
-    """Model selection during training: the evaluation protocol on a few fresh episodes."""
+def _quick_eval(net: QNetwork, cfg: DQNConfig, step: int, episodes: int | None = None):
+    """Model selection during training: the evaluation protocol on a few fresh episodes
+    (``eval_episodes`` unless ``episodes`` says otherwise)."""
     net.eval()
+    episodes = episodes or cfg.eval_episodes
     try:
-        return evaluate(net, cfg.env_id, episodes=cfg.eval_episodes, seed=MODEL_SELECTION_SEED + step, num_envs=cfg.eval_episodes,
+        return evaluate(net, cfg.env_id, episodes=episodes, seed=MODEL_SELECTION_SEED + step, num_envs=cfg.eval_episodes,
                         progress=False)
     finally:
         net.train()
