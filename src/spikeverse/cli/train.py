@@ -48,7 +48,7 @@ def train(
     checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (default per env)."),
     eval_every: Optional[int] = typer.Option(None, help="Steps between model-selection evaluations (0 = off)."),
     eval_episodes: Optional[int] = typer.Option(None, help="dqn, dsqn: episodes of each model-selection evaluation (default per env)."),
-    stop_score: Optional[float] = typer.Option(None, help="dqn, dsqn: stop once a model-selection evaluation's mean reaches this score (default per env; CartPole: none)."),
+    stop_score: Optional[float] = typer.Option(None, help="dqn, dsqn: stop once a model-selection evaluation's mean reaches this score, confirmed on twice the episodes (default per env: CartPole 500, others none)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the run directory's checkpoint."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),

@@ -1,0 +1,159 @@
+"""Conversion on DQNs trained elsewhere (issue 16): every member of the zoo (benchmarks/zoo.py),
+converted by each method with `spikeverse convert --state-dict`, its agreement with the member's own
+network against T in play and on state sets the conversion never saw.
+
+The conversion collects its statistics (and the fast method its fine-tune frames) from the
+member's play at seed 0, epsilon 0.05. The state sets, 2,000 states each:
+- ``other seeds``: the member's own play, episodes seeded 5000 + i, epsilon 0.05;
+- ``epsilon 0.3``: its play with 30% random actions (states further off its path);
+- ``random``: uniformly random actions (epsilon 1);
+- ``training``: states of its training replay memory (``train_states.npy``: what it learned on);
+- ``other policies``: the other members' own play in the same environment.
+In play: `spikeverse evaluate SNN --timesteps T` (seed 001 protocol, the member in the shadow for
+the conversion rate, the member alone on the same episodes for the Welch test), 20 episodes.
+
+    python benchmarks/conversion_zoo.py                 # every member with a model, both methods
+    python benchmarks/conversion_zoo.py --report        # rewrite the markdown from the JSON
+
+Each (member, method) is kept in benchmarks/runs/conversion_zoo/ when done (a rerun skips it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from _results import RUNS, cli, load_unit, rewrite_reports, save_unit, write_report
+
+NAME = "conversion_zoo"
+ZOO = RUNS / "zoo"
+TIMESTEPS = (4, 8, 16, 32)
+METHODS = ("tan", "fast")
+STATES = 2_000
+EPISODES = 20
+PLAY_SEED = 9000  # the evaluation episodes: neither the collection (0) nor the state sets (5000) use them
+
+
+def members() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(ZOO.glob("*/member.json"))]
+
+
+def _play_states(net, env_id: str, *, epsilon: float, seed: int, frames: int = STATES) -> torch.Tensor:
+    from spikeverse.convert.normalize import collect_activations
+
+    return collect_activations(net, env_id, frames=frames, epsilon=epsilon, seed=seed, keep_observations=True,
+                               progress=False).observations.float()
+
+
+def state_sets(member: dict, peers: list[dict]) -> dict[str, torch.Tensor]:
+    """The held-out state sets of one member (see the module docstring)."""
+    from spikeverse.convert import load_source
+
+    ann, env, _ = load_source(state_dict=ZOO / member["name"] / "model.pth", env_id=member["env"])
+    rng = np.random.default_rng(0)
+    train = np.load(ZOO / member["name"] / "train_states.npy")
+    sets = {"other seeds": _play_states(ann, env, epsilon=0.05, seed=5000),
+            "epsilon 0.3": _play_states(ann, env, epsilon=0.3, seed=5000),
+            "random": _play_states(ann, env, epsilon=1.0, seed=5000),
+            "training": torch.as_tensor(train[rng.choice(len(train), min(STATES, len(train)), replace=False)])}
+    others = [p for p in peers if p["env"] == member["env"] and p["name"] != member["name"]]
+    if others:
+        per = STATES // len(others)
+        sets["other policies"] = torch.cat([
+            _play_states(load_source(state_dict=ZOO / p["name"] / "model.pth", env_id=p["env"])[0], env,
+                         epsilon=0.05, seed=5000, frames=per) for p in others])
+    return sets
+
+
+def run_one(member: dict, method: str, peers: list[dict], runs: Path) -> dict:
+    unit = runs / f"{member['name']}-{method}.json"
+    if (done := load_unit(unit)) is not None:
+        return done
+    from spikeverse.convert import load_ann, load_snn
+    from spikeverse.convert.timesteps import agreement_vs_timesteps
+
+    snn_dir = runs / f"{member['name']}-{method}"
+    conv = cli("convert", "--state-dict", str(ZOO / member["name"] / "model.pth"), "--env", member["env"],
+               "--method", method, "--timesteps", str(max(TIMESTEPS)), "--out", str(snn_dir), "--device", "cpu")
+    snn, _ = load_snn(snn_dir)
+    ann = load_ann(snn_dir)
+    sets = {name: [p["agreement"] for p in agreement_vs_timesteps(snn, ann, obs, grid=TIMESTEPS, progress=False)]
+            for name, obs in state_sets(member, peers).items()}
+    play = []
+    for t in TIMESTEPS:
+        ev = cli("evaluate", str(snn_dir), "--timesteps", str(t), "--episodes", str(EPISODES), "--seed",
+                 str(PLAY_SEED), "--device", "cpu")
+        play.append(dict(timesteps=t, conversion_rate=round(ev["conversion_rate"], 4), snn_mean=round(ev["mean"], 2),
+                         ann_mean=round(ev["ann_mean"], 2),
+                         p_value=None if ev["p_value"] is None else round(ev["p_value"], 4),
+                         energy_uJ_per_decision=ev["energy_uJ_per_decision"],
+                         ann_energy_uJ_per_decision=ev["ann_energy_uJ_per_decision"]))
+    row = dict(member=member["name"], env=member["env"], trainer=member["trainer"], method=method, play=play,
+               state_sets=sets, finetune_test_agreement=(conv.get("qcfs") or {}).get("test_agreement"))
+    save_unit(unit, row)
+    return row
+
+
+def render(d: dict) -> str:
+    ts = d["timesteps"]
+    lines = ["# Conversion on DQNs trained elsewhere (issue 16)", "", f"`{d['command']}`", "",
+             "Members: results/zoo.md (CleanRL-style and Stable-Baselines3 DQNs, none trained by spikeverse). "
+             f"Each converted by `spikeverse convert --state-dict` at the method's defaults; play: {d['episodes']} "
+             f"episodes (seed {d['play_seed']}, epsilon 0.05), conversion rate = agreement with the member in "
+             "the shadow; p: Welch test of the SNN's scores against the member's on the same episodes. State sets: "
+             "2,000 states the conversion never saw (module docstring of benchmarks/conversion_zoo.py).", "",
+             "## In play", "",
+             "| member | method | " + " | ".join(f"T={t} rate (score, p)" for t in ts) + " | member's score |",
+             "|---|---|" + "---|" * len(ts) + "---|"]
+    for r in d["rows"]:
+        cells = [f"{p['conversion_rate']:.3f} ({p['snn_mean']:.1f}, "
+                 f"{'-' if p['p_value'] is None else format(p['p_value'], '.3f')})" for p in r["play"]]
+        lines.append(f"| {r['member']} | {r['method']} | " + " | ".join(cells) + f" | {r['play'][0]['ann_mean']:.1f} |")
+    lines += ["", "## Agreement on held-out state sets", "",
+              "| member | method | state set | " + " | ".join(f"T={t}" for t in ts) + " |",
+              "|---|---|---|" + "---|" * len(ts)]
+    for r in d["rows"]:
+        for name, curve in r["state_sets"].items():
+            lines.append(f"| {r['member']} | {r['method']} | {name} | " + " | ".join(f"{a:.3f}" for a in curve) + " |")
+    lines += ["", "## Energy per decision (uJ, 45 nm convention)", "",
+              "| member | method | " + " | ".join(f"T={t}" for t in ts) + " | member (ANN) |",
+              "|---|---|" + "---|" * len(ts) + "---|"]
+    for r in d["rows"]:
+        lines.append(f"| {r['member']} | {r['method']} | " + " | ".join(f"{p['energy_uJ_per_decision']:.3g}"
+                                                                      for p in r["play"])
+                     + f" | {r['play'][0]['ann_energy_uJ_per_decision']:.3g} |")
+    return "\n".join(lines) + "\n"
+
+
+REPORTS = {NAME: render}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    ap.add_argument("--members", nargs="+", help="zoo member names (default: every trained one)")
+    ap.add_argument("--report", action="store_true")
+    args = ap.parse_args()
+    if args.report:
+        rewrite_reports(REPORTS)
+        return
+    torch.set_num_threads(1)
+    zoo = members()
+    if not zoo:
+        raise SystemExit("the zoo is empty: run benchmarks/zoo.py first")
+    chosen = [m for m in zoo if not args.members or m["name"] in args.members]
+    runs = RUNS / NAME
+    rows = []
+    for m in chosen:
+        for method in args.methods:
+            rows.append(run_one(m, method, zoo, runs))
+            print(rows[-1]["member"], method, [p["conversion_rate"] for p in rows[-1]["play"]], flush=True)
+            write_report(NAME, dict(command="python benchmarks/conversion_zoo.py", timesteps=list(TIMESTEPS),
+                                    episodes=EPISODES, play_seed=PLAY_SEED, rows=rows), render)
+
+
+if __name__ == "__main__":
+    main()
