@@ -368,8 +368,10 @@ def _render_cartpole(cp: dict) -> list[str]:
           "| seeds | setting | runs | solved | median eval mean | lowest | median wall s | x today's median wall (seeds) | load |",
           "|---|---|---|---|---|---|---|---|---|"]
     notes = list(dict.fromkeys(r.get("note") or "not recorded" for r in cp["rows"]))
-    groups = {"tuning": [r for r in cp["rows"] if r["seed"] in cp["tuning_seeds"]],
-              "untuned": [r for r in cp["rows"] if r["seed"] not in cp["tuning_seeds"]]}
+    groups = {"tuning": [r for r in cp["rows"] if r["seed"] in cp["tuning_seeds"]]}
+    for block in sorted({r["seed"] // 100 for r in cp["rows"] if r["seed"] not in cp["tuning_seeds"]}):
+        groups[f"untuned {block}xx"] = [r for r in cp["rows"] if r["seed"] not in cp["tuning_seeds"]
+                                        and r["seed"] // 100 == block]  # each block of seeds: one headline run
     for group, rows in groups.items():
         if not rows:
             continue
@@ -384,7 +386,7 @@ def _render_cartpole(cp: dict) -> list[str]:
             same = [(t["wall_s"], pairs[(t["seed"], t.get("note"))]) for t in by.get("today", [])
                     if (t["seed"], t.get("note")) in pairs]
             today = median(t for t, _ in same) / median(w for _, w in same) if same else None
-            md.append(f"| {group} {seed_span(seeds)} | {cp['settings'][key]} | {len(rs)} | "
+            md.append(f"| {group.split()[0]} {seed_span(seeds)} | {cp['settings'][key]} | {len(rs)} | "
                       f"{sum(r['eval_mean'] >= SOLVED for r in rs)}/{len(rs)} | {median(r['eval_mean'] for r in rs):.1f} | "
                       f"{min(r['eval_mean'] for r in rs):.1f} | {wall:.1f} | "
                       f"{(f'{today:.2f} ({len(same)})' if today else '-')} | "
