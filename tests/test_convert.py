@@ -328,7 +328,10 @@ def test_convert_and_evaluate_cli(tmp_path, capsys):
     from spikeverse.rl.train import train_dqn
 
     run = tmp_path / "dqn"
-    train_dqn(DQNConfig.for_env("CartPole-v1", total_steps=1500, eval_interval=0, device="cpu"), run, progress=False)
+    # 1 env, an update of 128 per 2 frames (the CartPole loop before issue 14): a DQN whose SNN at T = 2
+    # disagrees on some decisions, not all
+    train_dqn(DQNConfig.for_env("CartPole-v1", total_steps=1500, eval_interval=0, device="cpu", num_envs=1,
+                                batch_size=128, train_freq=2, target_update_interval=100), run, progress=False)
     snn_dir = tmp_path / "snn"
     rc = main(["convert", str(run), "--frames", "500", "--timesteps", "32", "--out", str(snn_dir), "--json",
                "--device", "cpu"])
