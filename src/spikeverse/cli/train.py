@@ -63,8 +63,9 @@ def train(
                   batch_size=batch_size, train_freq=train_freq, gradient_steps=gradient_steps, precision=precision,
                   eval_every=eval_every, checkpoint_every=checkpoint_every, eval_episodes=eval_episodes,
                   stop_score=stop_score)
-    spiking = _spiking_options(agent, timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, v_th=v_th,
-                               reset=reset, init_rate=init_rate)  # refused for every agent but dsqn
+    spiking_given = dict(timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, v_th=v_th, reset=reset,
+                         init_rate=init_rate)
+    spiking = _spiking_options(agent, **spiking_given)  # refused for every agent but dsqn
     out = out or default_run_dir(env, agent, seed)
     if agent == "tabular":
         from spikeverse.rl.tabular import TabularConfig, train_tabular_run
@@ -90,8 +91,7 @@ def train(
         cfg = DQNConfig.for_env(env, seed=seed, rainbow=rainbow, device=device or "auto", **given, **spiking)
         if resume:  # options not given go on as the run was trained (a default may have changed since)
             named = {k for k, v in given.items() if v is not None} | (set(RAINBOW) if rainbow else set())
-            named |= {k for k, v in dict(timesteps=timesteps, surrogate=surrogate, alpha=alpha, tau=tau, v_th=v_th,
-                                         reset=reset, init_rate=init_rate).items() if v is not None}
+            named |= {k for k, v in spiking_given.items() if v is not None}
             cfg = keep_run_options(cfg, read_config(out), named)
         res = train_dqn(cfg, out, resume=resume, progress=progress)
         summary = {"run_dir": str(res.run_dir), "env": env, "agent": agent, "steps": res.steps,
