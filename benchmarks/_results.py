@@ -50,13 +50,17 @@ def cli(*args: str) -> dict:
 
 
 def seed_span(seeds: list[int]) -> str:
-    """'100-109' for a contiguous range, else the seeds listed ('0 3 7')."""
-    s = sorted(seeds)
+    """Runs of 3 or more consecutive seeds as 'first-last', the others listed ('0-9 100-109', '0 3 7')."""
+    s = sorted(set(seeds))
     if not s:
         return "none"
-    if len(s) > 2 and s == list(range(s[0], s[-1] + 1)):
-        return f"{s[0]}-{s[-1]}"
-    return " ".join(map(str, s))
+    runs: list[list[int]] = []
+    for x in s:
+        if runs and x == runs[-1][-1] + 1:
+            runs[-1].append(x)
+        else:
+            runs.append([x])
+    return " ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else " ".join(map(str, r)) for r in runs)
 
 
 def median(xs, digits: int = 3) -> float | None:

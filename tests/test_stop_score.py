@@ -7,7 +7,7 @@ from spikeverse.errors import SpikeverseError
 from spikeverse.io.rundir import EVALS, read_metrics
 from spikeverse.rl.checkpoint import load_dqn
 from spikeverse.rl.config import DQNConfig
-from spikeverse.rl.train import train_dqn
+from spikeverse.rl.train import STOP_CONFIRM_EPISODES, train_dqn
 
 SMALL = dict(total_steps=3000, learning_starts=100, batch_size=16, buffer_size=1000, eval_interval=200,
              eval_episodes=3, target_update_interval=50, device="cpu", hidden=(16,), seed=4)
@@ -18,7 +18,7 @@ def test_training_stops_at_the_first_evaluation_that_reaches_the_score(tmp_path)
     res = train_dqn(DQNConfig.for_env("CartPole-v1", **SMALL, stop_score=5.0), tmp_path, progress=False)
     evals = read_metrics(tmp_path / EVALS)
     assert res.steps == 200 and len(evals) == 1 and float(evals[0]["mean"]) >= 5.0
-    assert int(evals[0]["episodes"]) == 2 * 3  # the candidate was confirmed on twice the episodes
+    assert int(evals[0]["episodes"]) == STOP_CONFIRM_EPISODES  # the candidate was confirmed on 100 episodes
     _, meta = load_dqn(tmp_path)
     assert meta["step"] == 200 and meta["best_step"] == 200 and meta["best_score"] == float(evals[0]["mean"])
     again = train_dqn(DQNConfig.for_env("CartPole-v1", **SMALL, stop_score=5.0), tmp_path, progress=False, resume=True)

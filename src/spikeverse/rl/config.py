@@ -67,8 +67,8 @@ class DQNConfig:
     # model selection, checkpoints
     eval_interval: int = 5_000
     eval_episodes: int = 5
-    # stop early once a model-selection evaluation's mean reaches this score, confirmed on twice the
-    # episodes (None: train every step)
+    # stop early once a model-selection evaluation's mean reaches this score, confirmed on at least 100
+    # episodes (rl.train.STOP_CONFIRM_EPISODES; None: train every step)
     stop_score: float | None = None
     checkpoint_interval: int = 5_000
     train_env_kwargs: dict | None = None
@@ -219,9 +219,10 @@ _ENV_DEFAULTS: dict[str, dict] = {
     # with 1 env, 1 x 128 per 2 frames, the target every 100 frames and selection on 5 episodes: on untuned
     # seeds 100-119 11/20 reached >= 475 (benchmarks/results/cartpole_dqn.json). Issue 14 made the loop 4 envs,
     # 1 x 256 per 4 frames (the same 64 samples per frame), the target every 200 frames, selection on 20
-    # episodes, a stop at a selection mean of 500 (confirmed on 40 episodes) and at most 100k frames (epsilon over the first 10k as
-    # before), chosen on seeds 0-9 and 100-109 (benchmarks/results/throughput.json, its cartpole part, which
-    # also holds the untuned seeds' result)
+    # episodes, a stop at a selection mean of 500 (confirmed on 100 episodes) and at most 100k frames
+    # (epsilon over the first 10k as before), chosen on seeds 0-9, 100-109 and 300-309 (the confirmation on
+    # 100 episodes after seed 307 failed on 40), results in benchmarks/results/throughput.json (its cartpole
+    # part, which also holds the untuned seeds' result)
     "CartPole-v1": dict(
         total_steps=100_000, hidden=(128, 128), lr=1e-3, num_envs=4, batch_size=256, buffer_size=50_000,
         learning_starts=1_000, train_freq=1, target_update_interval=200, epsilon_end=0.05,

@@ -39,6 +39,10 @@ from spikeverse.runtime import MODEL_SELECTION_SEED
 
 EVAL_FIELDS = ["step", "mean", "std", "episodes", "wall_s"]
 METRIC_FIELDS = ["step", "episode", "episode_return", "episode_length", "loss", "epsilon", "steps_per_s", "wall_s"]
+# a stop candidate is confirmed on at least this many episodes: Gymnasium's CartPole-v1 counts as solved
+# on the mean of 100 episodes, and a confirmation on 40 let the main job's seed 0 stop on a DQN that then
+# failed some of its 20 evaluation episodes
+STOP_CONFIRM_EPISODES = 100
 # options that may change when a run is resumed (a longer budget, another device, ...)
 RESUMABLE_CHANGES = {"total_steps", "device", "eval_interval", "eval_episodes", "checkpoint_interval", "stop_score"}
 
@@ -89,12 +93,13 @@ class _Run:
 
     def select_best(self, evals) -> None:
         """Evaluate the online network; keep its weights if they are the best so far (latest on ties).
-        A stop candidate (a mean >= ``stop_score``) is evaluated again on twice the episodes (the
-        same first ones and as many more), and that mean is its score: one lucky evaluation does
-        not end training."""
+        A stop candidate (a mean >= ``stop_score``) is evaluated again on more episodes (the same
+        first ones and more, twice as many or ``STOP_CONFIRM_EPISODES``, whichever is larger), and
+        that mean is its score: one lucky evaluation does not end training."""
         res = _quick_eval(self.agent.online, self.cfg, self.step)
         if self.cfg.stop_score is not None and res.mean >= self.cfg.stop_score:
-            res = _quick_eval(self.agent.online, self.cfg, self.step, episodes=2 * self.cfg.eval_episodes)
+            res = _quick_eval(self.agent.online, self.cfg, self.step,
+                              episodes=max(2 * self.cfg.eval_episodes, STOP_CONFIRM_EPISODES))
         evals.write(dict(step=self.step, mean=res.mean, std=round(res.std, 3), episodes=len(res.scores),
                          wall_s=round(self.wall(), 2)))
         online = self.agent.online
