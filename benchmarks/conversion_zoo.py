@@ -11,8 +11,12 @@ member's play at seed 0, epsilon 0.05. The state sets, 2,000 states each:
 - ``other policies``: the other members' own play in the same environment.
 In play: `spikeverse evaluate SNN --timesteps T` (seed 001 protocol, the member in the shadow for
 the conversion rate, the member alone on the same episodes for the Welch test), 20 episodes.
+The peer, SpikingJelly 2.0's converter (``RateCodingRecipe(mode='99.9%')`` calibrated on the same
+15,000 frames tan collects), runs in a throwaway venv (``--peer-python``, as benchmarks/conversion.py)
+through benchmarks/peer_spikingjelly.py, on the same state sets and play episodes.
 
-    python benchmarks/conversion_zoo.py                 # every member with a model, both methods
+    python benchmarks/conversion_zoo.py                 # every member with a model, tan and fast
+    python benchmarks/conversion_zoo.py --methods spikingjelly --peer-python /tmp/sjvenv/bin/python
     python benchmarks/conversion_zoo.py --report        # rewrite the markdown from the JSON
 
 Each (member, method) is kept in benchmarks/runs/conversion_zoo/ when done (a rerun skips it).
@@ -26,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import RUNS, cli, load_unit, rewrite_reports, save_unit, write_report
+from _results import RESULTS, RUNS, cli, load_unit, rewrite_reports, save_unit, write_report
 
 NAME = "conversion_zoo"
 ZOO = RUNS / "zoo"
 TIMESTEPS = (4, 8, 16, 32)
-METHODS = ("tan", "fast")
+METHODS = ("tan", "fast")  # spikeverse's; the peer's rows are method "spikingjelly"
+PEER = "spikingjelly"
 STATES = 2_000
 EPISODES = 20
 PLAY_SEED = 9000  # the evaluation episodes: neither the collection (0) nor the state sets (5000) use them
@@ -97,6 +102,44 @@ def run_one(member: dict, method: str, peers: list[dict], runs: Path) -> dict:
     return row
 
 
+def run_peer(member: dict, peers: list[dict], runs: Path, python: str) -> dict:
+    """SpikingJelly's converter on ``member`` (benchmarks/peer_spikingjelly.py in ``python``)."""
+    unit = runs / f"{member['name']}-{PEER}.json"
+    if (done := load_unit(unit)) is not None:
+        return done
+    import subprocess
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from spikeverse.convert import load_source
+
+    model = ZOO / member["name"] / "model.pth"
+    ann, env, _ = load_source(state_dict=model, env_id=member["env"])
+    sets = state_sets(member, peers)
+    frames = {"calibration": _play_states(ann, env, epsilon=0.05, seed=0, frames=15_000)}
+    frames.update({f"set{i}": obs for i, obs in enumerate(sets.values())})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "frames.safetensors"
+        save_file({k: v.float().contiguous() for k, v in frames.items()}, str(path))
+        cmd = [python, str(Path(__file__).with_name("peer_spikingjelly.py")), "--state-dict", str(model), "--env", env,
+               "--frames", str(path), "--timesteps", ",".join(map(str, TIMESTEPS)), "--play-episodes",
+               str(EPISODES), "--play-seed", str(PLAY_SEED)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"{member['name']}: the SpikingJelly peer failed: "
+                         + (res.stderr.strip().splitlines() or ["no output"])[-1])
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    names = list(sets)
+    state = {names[int(k[3:])]: [out["sets"][k][str(t)] for t in TIMESTEPS] for k in out["sets"]}
+    row = dict(member=member["name"], env=member["env"], trainer=member["trainer"], method=PEER, library=out["library"],
+               recipe=out["recipe"], play=[dict(p, energy_uJ_per_decision=None, ann_energy_uJ_per_decision=None)
+                                           for p in out["play"]],
+               state_sets={n: state[n] for n in names}, finetune_test_agreement=None)
+    save_unit(unit, row)
+    return row
+
+
 def render(d: dict) -> str:
     ts = d["timesteps"]
     lines = ["# Conversion on DQNs trained elsewhere (issue 16)", "", f"`{d['command']}`", "",
@@ -122,6 +165,8 @@ def render(d: dict) -> str:
               "| member | method | " + " | ".join(f"T={t}" for t in ts) + " | member (ANN) |",
               "|---|---|" + "---|" * len(ts) + "---|"]
     for r in d["rows"]:
+        if r["play"][0]["energy_uJ_per_decision"] is None:  # the peer's rows: not metered
+            continue
         lines.append(f"| {r['member']} | {r['method']} | " + " | ".join(f"{p['energy_uJ_per_decision']:.3g}"
                                                                       for p in r["play"])
                      + f" | {r['play'][0]['ann_energy_uJ_per_decision']:.3g} |")
@@ -133,7 +178,8 @@ REPORTS = {NAME: render}
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    ap.add_argument("--methods", nargs="+", choices=METHODS + (PEER,), default=list(METHODS))
+    ap.add_argument("--peer-python", help=f"{PEER}: the python of a venv with spikingjelly (and spikeverse)")
     ap.add_argument("--members", nargs="+", help="zoo member names (default: every trained one)")
     ap.add_argument("--report", action="store_true")
     args = ap.parse_args()
@@ -145,12 +191,17 @@ def main() -> None:
     if not zoo:
         raise SystemExit("the zoo is empty: run benchmarks/zoo.py first")
     chosen = [m for m in zoo if not args.members or m["name"] in args.members]
+    if PEER in args.methods and not args.peer_python:
+        raise SystemExit(f"--methods {PEER} needs --peer-python")
     runs = RUNS / NAME
-    rows = []
+    path = RESULTS / f"{NAME}.json"
+    rows = json.loads(path.read_text())["rows"] if path.exists() else []
     for m in chosen:
         for method in args.methods:
-            rows.append(run_one(m, method, zoo, runs))
-            print(rows[-1]["member"], method, [p["conversion_rate"] for p in rows[-1]["play"]], flush=True)
+            row = run_peer(m, zoo, runs, args.peer_python) if method == PEER else run_one(m, method, zoo, runs)
+            rows = [r for r in rows if (r["member"], r["method"]) != (row["member"], method)] + [row]
+            rows.sort(key=lambda r: (r["member"], (*METHODS, PEER).index(r["method"])))
+            print(row["member"], method, [p["conversion_rate"] for p in row["play"]], flush=True)
             write_report(NAME, dict(command="python benchmarks/conversion_zoo.py", timesteps=list(TIMESTEPS),
                                     episodes=EPISODES, play_seed=PLAY_SEED, rows=rows), render)
 
