@@ -37,6 +37,7 @@ ZOO = RUNS / "zoo"
 TIMESTEPS = (4, 8, 16, 32)
 METHODS = ("tan", "fast")  # spikeverse's; the peer's rows are method "spikingjelly"
 PEER = "spikingjelly"
+PROFILE_T = 8  # the T of the disagreement profile's table
 STATES = 2_000
 EPISODES = 20
 PLAY_SEED = 9000  # the evaluation episodes: neither the collection (0) nor the state sets (5000) use them
@@ -75,18 +76,30 @@ def state_sets(member: dict, peers: list[dict]) -> dict[str, torch.Tensor]:
 
 def run_one(member: dict, method: str, peers: list[dict], runs: Path) -> dict:
     unit = runs / f"{member['name']}-{method}.json"
+    snn_dir = runs / f"{member['name']}-{method}"
     if (done := load_unit(unit)) is not None:
+        if "disagreement_by_q_gap" not in done["play"][0] and snn_dir.exists():  # kept before the profile existed
+            done["play"] = _play(snn_dir)  # the same episodes: the same numbers, with the profile
+            save_unit(unit, done)
         return done
     from spikeverse.convert import load_ann, load_snn
     from spikeverse.convert.timesteps import agreement_vs_timesteps
 
-    snn_dir = runs / f"{member['name']}-{method}"
     conv = cli("convert", "--state-dict", str(ZOO / member["name"] / "model.pth"), "--env", member["env"],
                "--method", method, "--timesteps", str(max(TIMESTEPS)), "--out", str(snn_dir), "--device", "cpu")
     snn, _ = load_snn(snn_dir)
     ann = load_ann(snn_dir)
     sets = {name: [p["agreement"] for p in agreement_vs_timesteps(snn, ann, obs, grid=TIMESTEPS, progress=False)]
             for name, obs in state_sets(member, peers).items()}
+    row = dict(member=member["name"], env=member["env"], trainer=member["trainer"], method=method, play=_play(snn_dir),
+               state_sets=sets, finetune_test_agreement=(conv.get("qcfs") or {}).get("test_agreement"))
+    save_unit(unit, row)
+    return row
+
+
+def _play(snn_dir: Path) -> list[dict]:
+    """`spikeverse evaluate SNN --timesteps T --json` at every T: conversion rate, scores, Welch p,
+    energy, and where the disagreements are (the member's Q-gap profile)."""
     play = []
     for t in TIMESTEPS:
         ev = cli("evaluate", str(snn_dir), "--timesteps", str(t), "--episodes", str(EPISODES), "--seed",
@@ -95,17 +108,15 @@ def run_one(member: dict, method: str, peers: list[dict], runs: Path) -> dict:
                          ann_mean=round(ev["ann_mean"], 2),
                          p_value=None if ev["p_value"] is None else round(ev["p_value"], 4),
                          energy_uJ_per_decision=ev["energy_uJ_per_decision"],
-                         ann_energy_uJ_per_decision=ev["ann_energy_uJ_per_decision"]))
-    row = dict(member=member["name"], env=member["env"], trainer=member["trainer"], method=method, play=play,
-               state_sets=sets, finetune_test_agreement=(conv.get("qcfs") or {}).get("test_agreement"))
-    save_unit(unit, row)
-    return row
+                         ann_energy_uJ_per_decision=ev["ann_energy_uJ_per_decision"],
+                         disagreement_by_q_gap=ev["disagreement_by_q_gap"]))
+    return play
 
 
 def run_peer(member: dict, peers: list[dict], runs: Path, python: str) -> dict:
     """SpikingJelly's converter on ``member`` (benchmarks/peer_spikingjelly.py in ``python``)."""
     unit = runs / f"{member['name']}-{PEER}.json"
-    if (done := load_unit(unit)) is not None:
+    if (done := load_unit(unit)) is not None and "disagreement_by_q_gap" in done["play"][0]:
         return done
     import subprocess
     import tempfile
@@ -161,6 +172,21 @@ def render(d: dict) -> str:
     for r in d["rows"]:
         for name, curve in r["state_sets"].items():
             lines.append(f"| {r['member']} | {r['method']} | {name} | " + " | ".join(f"{a:.3f}" for a in curve) + " |")
+    t = PROFILE_T if PROFILE_T in ts else ts[0]
+    lines += ["", f"## Where the disagreements are (in play, T={t})", "",
+              "The member's Q-gap at a decision: its best Q-value minus its second best, in units of its median "
+              "gap over the decisions played (`disagreement_by_q_gap` of `spikeverse evaluate --json`). Rate: the "
+              "share of the decisions in that gap range on which the SNN picks another action.", "",
+              "| member | method | rate | median gap | disagreements below the median gap | rate, gap < 0.25 | "
+              "rate, 0.25-1 | rate, >= 1 |", "|---|---|---|---|---|---|---|---|"]
+    for r in d["rows"]:
+        p = next((p for p in r["play"] if p["timesteps"] == t), None)
+        prof = (p or {}).get("disagreement_by_q_gap")
+        if not prof:
+            continue
+        lines.append(f"| {r['member']} | {r['method']} | {p['conversion_rate']:.3f} | {prof['median_gap']:.3g} | "
+                     + ("-" if prof["below_median_share"] is None else f"{prof['below_median_share']:.0%}") + " | "
+                     + " | ".join(_rate(prof, lo, hi) for lo, hi in ((0, 0.25), (0.25, 1.0), (1.0, None))) + " |")
     lines += ["", "## Energy per decision (uJ, 45 nm convention)", "",
               "| member | method | " + " | ".join(f"T={t}" for t in ts) + " | member (ANN) |",
               "|---|---|" + "---|" * len(ts) + "---|"]
@@ -171,6 +197,14 @@ def render(d: dict) -> str:
                                                                       for p in r["play"])
                      + f" | {r['play'][0]['ann_energy_uJ_per_decision']:.3g} |")
     return "\n".join(lines) + "\n"
+
+
+def _rate(prof: dict, lo: float, hi: float | None) -> str:
+    """Disagreement rate over the profile's bins inside [lo, hi) of gap / median."""
+    bins = [b for b in prof["bins"] if b["gap_over_median"][0] >= lo
+            and (hi is None or (b["gap_over_median"][1] is not None and b["gap_over_median"][1] <= hi))]
+    n, k = sum(b["decisions"] for b in bins), sum(b["disagreements"] for b in bins)
+    return f"{k / n:.3f} ({n})" if n else "-"
 
 
 REPORTS = {NAME: render}

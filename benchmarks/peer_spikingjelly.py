@@ -62,7 +62,8 @@ def main() -> None:
             res = evaluate(SpikingJellyPolicy(snn, ann.num_actions, T), env, episodes=args.play_episodes,
                            seed=args.play_seed, shadow=ann, progress=False)
             play.append(dict(timesteps=T, conversion_rate=round(res.conversion_rate, 4), snn_mean=round(res.mean, 2),
-                             ann_mean=round(member.mean, 2), p_value=_welch(res.scores, member.scores)))
+                             ann_mean=round(member.mean, 2), p_value=_welch(res.scores, member.scores),
+                             disagreement_by_q_gap=res.to_dict()["disagreement_by_q_gap"]))
         out["play"] = play
     print(json.dumps(out))
 

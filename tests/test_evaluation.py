@@ -69,6 +69,38 @@ def test_conversion_rate_with_a_shadow_policy():
     assert d["conversion_rate"] == 0.0 and len(d["conversion_rate_per_episode"]) == 2
 
 
+class CloseCallFlipper(PolePolicy):
+    """PolePolicy, except that it picks the other action wherever PolePolicy's Q-gap is below ``gap``."""
+
+    def __init__(self, gap: float):
+        self.gap = gap
+
+    def q_values(self, obs):
+        q = super().q_values(obs)
+        close = (q[:, 0] - q[:, 1]).abs() < self.gap
+        q[close] = q[close].flip(-1)
+        return q
+
+
+def test_the_q_gap_profile_puts_disagreements_where_the_shadow_hardly_prefers_an_action():
+    shadow = PolePolicy()
+    probe = evaluate(shadow, "CartPole-v1", episodes=3, seed=2, shadow=shadow)
+    assert probe.conversion_rate == 1.0 and len(probe.shadow_gaps) == sum(probe.decisions)
+    assert probe.to_dict()["disagreement_by_q_gap"]["disagreements"] == 0
+    median = probe.to_dict()["disagreement_by_q_gap"]["median_gap"]
+    assert median > 0
+    res = evaluate(CloseCallFlipper(0.5 * median), "CartPole-v1", episodes=3, seed=2, shadow=shadow)
+    prof = res.to_dict()["disagreement_by_q_gap"]
+    assert prof["decisions"] == sum(res.decisions) and prof["disagreements"] == sum(res.decisions) - sum(res.agreements)
+    assert prof["disagreements"] > 0 and prof["below_median_share"] == 1.0
+    by_bin = {tuple(b["gap_over_median"]): b for b in prof["bins"]}
+    # every disagreement lies where the gap is below half the median of this play's gaps (a new
+    # median: the play differs), and none where the gap is above twice it
+    assert sum(b["decisions"] for b in prof["bins"]) == prof["decisions"]
+    assert all(b["disagreements"] == 0 for (lo, hi), b in by_bin.items() if lo >= 1.0)
+    assert by_bin[(0.0, 0.1)]["disagreement_rate"] in (None, 1.0)
+
+
 def test_bad_arguments():
     with pytest.raises(SpikeverseError):
         evaluate(PolePolicy(), "CartPole-v1", episodes=0)

@@ -11,6 +11,9 @@ environments run side by side. Several environments are stepped together so that
 a batch of observations per call (this matters for spiking policies that simulate T steps).
 With ``shadow`` given, the shadow policy's greedy action on the same observation is compared
 with the acting policy's greedy action: the conversion rate CR = E / NA of seed 001 eq. 18.
+Each decision also keeps the shadow's Q-gap there (its best Q-value minus its second best), so
+:func:`q_gap_profile` can say where the disagreements are: a converted SNN that disagrees only
+where the DQN itself hardly prefers one action loses little score.
 With ``observe`` given (e.g. an ``envs.perturbations.Perturbation``), the acting policy sees
 ``observe(obs, episode ids, decision indices)`` instead of the observation; the shadow, and
 the environment, keep the clean one.
@@ -43,6 +46,9 @@ class EvalResult:
     cap_unit: str = "agent steps (after frame skip)"
     agreements: list[int] = field(default_factory=list)
     decisions: list[int] = field(default_factory=list)
+    # with a shadow, per decision in play order: the shadow's Q-gap and whether the actions agreed
+    shadow_gaps: list[float] = field(default_factory=list, repr=False)
+    agreed: list[bool] = field(default_factory=list, repr=False)
 
     @property
     def mean(self) -> float:
@@ -59,13 +65,41 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.pop("shadow_gaps"), d.pop("agreed")
         d.update(mean=self.mean, std=self.std)
         if self.decisions:
             d["conversion_rate"] = self.conversion_rate
             d["conversion_rate_per_episode"] = [a / max(n, 1) for a, n in zip(self.agreements, self.decisions)]
+            d["disagreement_by_q_gap"] = q_gap_profile(self.shadow_gaps, self.agreed)
         else:
             d.pop("agreements"), d.pop("decisions")
         return d
+
+
+GAP_EDGES = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, float("inf"))  # bins of the Q-gap over its median
+
+
+def q_gap_profile(gaps, agreed, edges=GAP_EDGES) -> dict:
+    """Where an agent disagrees with its shadow, by the shadow's Q-gap g = Q(s, a1) - Q(s, a2)
+    (its best and second-best action) at each decision, measured in units of the median gap
+    over all decisions played (scale-free across games and networks): per bin [e_i, e_i+1) of
+    g / median, the decisions, the disagreements and their rate; and the share of all
+    disagreements whose gap is below the median."""
+    g, ok = np.asarray(gaps, float), np.asarray(agreed, bool)
+    if g.size == 0:
+        return dict(decisions=0, disagreements=0, median_gap=None, below_median_share=None, bins=[])
+    med = float(np.median(g))
+    rel = g / med if med > 0 else np.where(g > 0, np.inf, 0.0)
+    miss = ~ok
+    bins = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (rel >= lo) & (rel < hi)
+        n, k = int(inside.sum()), int((inside & miss).sum())
+        bins.append(dict(gap_over_median=[lo, None if hi == float("inf") else hi], decisions=n, disagreements=k,
+                         disagreement_rate=round(k / n, 5) if n else None))
+    k = int(miss.sum())
+    return dict(decisions=int(g.size), disagreements=k, median_gap=med,
+                below_median_share=round(float((miss & (g < med)).sum()) / k, 5) if k else None, bins=bins)
 
 
 class _Episode:
@@ -139,8 +173,9 @@ def evaluate(
         for i in range(k)
     ]
     report = reporter(progress, episodes, desc or f"evaluate {env_id}", unit="episode")
+    gap_log: dict[int, tuple[list[float], list[bool]]] = {}  # episode -> (shadow's Q-gaps, agreed)
     try:
-        results = _play(runners, policy, shadow, epsilon, report, observe)
+        results = _play(runners, policy, shadow, epsilon, report, observe, gap_log)
     finally:
         report.close()
     for r in runners:
@@ -157,13 +192,16 @@ def evaluate(
         max_episode_steps=cap,
         agreements=[results[e][2] for e in order] if shadow is not None else [],
         decisions=[results[e][3] for e in order] if shadow is not None else [],
+        shadow_gaps=[x for e in order for x in gap_log.get(e, ([], []))[0]],
+        agreed=[x for e in order for x in gap_log.get(e, ([], []))[1]],
     )
 
 
 def _play(runners: list[_Episode], policy: Policy, shadow: Policy | None, epsilon: float,
-          report, observe=None) -> dict[int, tuple[float, int, int, int]]:
+          report, observe=None, gap_log: dict | None = None) -> dict[int, tuple[float, int, int, int]]:
     """Step every runner until its episodes are done; per episode (return, length, agreeing
-    decisions, decisions). One ``q_values`` call per step for the batch of running envs."""
+    decisions, decisions). One ``q_values`` call per step for the batch of running envs. With a
+    shadow, ``gap_log[episode]`` collects the shadow's Q-gap and the agreement per decision."""
     results: dict[int, tuple[float, int, int, int]] = {}
     active = [r for r in runners if r.start()]
     while active:
@@ -173,12 +211,22 @@ def _play(runners: list[_Episode], policy: Policy, shadow: Policy | None, epsilo
         with torch.no_grad():
             greedy = policy.q_values(obs if observe is None else torch.as_tensor(seen, device=policy.device))
             greedy = greedy.argmax(-1).cpu().numpy()
-            shadow_greedy = shadow.q_values(obs.to(shadow.device)).argmax(-1).cpu().numpy() if shadow is not None else None
+            shadow_greedy = gaps = None
+            if shadow is not None:
+                q_shadow = shadow.q_values(obs.to(shadow.device)).float()
+                shadow_greedy = q_shadow.argmax(-1).cpu().numpy()
+                top = q_shadow.topk(min(2, q_shadow.shape[-1]), -1).values
+                gaps = (top[:, 0] - top[:, -1]).cpu().numpy()
         still = []
         for i, r in enumerate(active):
             a = int(greedy[i])
             if shadow_greedy is not None:
-                r.agree += int(a == int(shadow_greedy[i]))
+                same = a == int(shadow_greedy[i])
+                r.agree += int(same)
+                if gap_log is not None:
+                    log = gap_log.setdefault(r.id, ([], []))
+                    log[0].append(float(gaps[i]))
+                    log[1].append(same)
             if r.rng.random() < epsilon:
                 a = int(r.rng.integers(policy.num_actions))
             r.obs, rew, term, trunc, _ = r.env.step(a)
