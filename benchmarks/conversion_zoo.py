@@ -81,6 +81,9 @@ def run_one(member: dict, method: str, peers: list[dict], runs: Path) -> dict:
         if "disagreement_by_q_gap" not in done["play"][0] and snn_dir.exists():  # kept before the profile existed
             done["play"] = _play(snn_dir)  # the same episodes: the same numbers, with the profile
             save_unit(unit, done)
+        if "twin" not in done and snn_dir.exists():
+            done["twin"] = _twin(snn_dir, state_sets(member, peers))
+            save_unit(unit, done)
         return done
     from spikeverse.convert import load_ann, load_snn
     from spikeverse.convert.timesteps import agreement_vs_timesteps
@@ -89,12 +92,34 @@ def run_one(member: dict, method: str, peers: list[dict], runs: Path) -> dict:
                "--method", method, "--timesteps", str(max(TIMESTEPS)), "--out", str(snn_dir), "--device", "cpu")
     snn, _ = load_snn(snn_dir)
     ann = load_ann(snn_dir)
+    held = state_sets(member, peers)
     sets = {name: [p["agreement"] for p in agreement_vs_timesteps(snn, ann, obs, grid=TIMESTEPS, progress=False)]
-            for name, obs in state_sets(member, peers).items()}
+            for name, obs in held.items()}
     row = dict(member=member["name"], env=member["env"], trainer=member["trainer"], method=method, play=_play(snn_dir),
-               state_sets=sets, finetune_test_agreement=(conv.get("qcfs") or {}).get("test_agreement"))
+               state_sets=sets, twin=_twin(snn_dir, held),
+               finetune_test_agreement=(conv.get("qcfs") or {}).get("test_agreement"))
     save_unit(unit, row)
     return row
+
+
+def _twin(snn_dir: Path, held: dict[str, torch.Tensor]) -> dict:
+    """Per state set and T: the agreement of the SNN's rate twin at L = T (`convert.qcfs.rate_twin`:
+    the SNN without its timing error) with the member, and of the SNN with its twin."""
+    from spikeverse.convert import agreement, load_ann, load_snn
+    from spikeverse.convert.qcfs import rate_twin
+
+    snn, _ = load_snn(snn_dir)
+    ann = load_ann(snn_dir)
+    out = {"member": {}, "snn": {}}
+    for name, obs in held.items():
+        twins = {t: rate_twin(snn, t) for t in TIMESTEPS}
+        out["member"][name] = [round(agreement(twins[t], ann, obs), 5) for t in TIMESTEPS]
+        row = []
+        for t in TIMESTEPS:
+            snn.timesteps = t
+            row.append(round(agreement(twins[t], snn, obs), 5))
+        out["snn"][name] = row
+    return out
 
 
 def _play(snn_dir: Path) -> list[dict]:
@@ -172,6 +197,21 @@ def render(d: dict) -> str:
     for r in d["rows"]:
         for name, curve in r["state_sets"].items():
             lines.append(f"| {r['member']} | {r['method']} | {name} | " + " | ".join(f"{a:.3f}" for a in curve) + " |")
+    lines += ["", "## Quantization or timing: the SNN against its rate twin", "",
+              "The rate twin at L = T (`convert.qcfs.rate_twin`) is the SNN with every hidden layer's output "
+              "replaced by the spike count it would have under a constant input: the network the fast "
+              "fine-tune trained, without the SNN's timing error. Mean over the state sets above: agreement of "
+              "the SNN with the member, of the twin with the member, and of the SNN with its twin. Where the "
+              "twin's is as low as the SNN's, the decisions are lost to quantization (the fine-tune), not timing.", "",
+              "| member | method | " + " | ".join(f"T={t} SNN / twin / SNN=twin" for t in ts) + " |",
+              "|---|---|" + "---|" * len(ts)]
+    for r in d["rows"]:
+        if "twin" not in r:
+            continue
+        snn_mean, twin_mean, same_mean = (np.mean(list(sets.values()), axis=0) for sets in
+                                          (r["state_sets"], r["twin"]["member"], r["twin"]["snn"]))
+        lines.append(f"| {r['member']} | {r['method']} | " + " | ".join(
+            f"{snn_mean[i]:.3f} / {twin_mean[i]:.3f} / {same_mean[i]:.3f}" for i in range(len(ts))) + " |")
     t = PROFILE_T if PROFILE_T in ts else ts[0]
     lines += ["", f"## Where the disagreements are (in play, T={t})", "",
               "The member's Q-gap at a decision: its best Q-value minus its second best, in units of its median "

@@ -52,6 +52,13 @@ MEMBERS: dict[str, tuple[str, str, dict]] = {
                                                                       target_network_frequency=250,
                                                                       exploration_fraction=0.12, end_e=0.1)),
     "acrobot-sb3-zoo": ("sb3", "Acrobot-v1", dict(seed=6)),
+    # MinAtar's paper network (conv 16 3x3, 128 units) on minatar's own Environment (its minimal action
+    # set, channels first as MinAtar's examples permute them), Huber loss, Adam; 32 samples per frame
+    # (MinAtar's replay ratio) as 128 every 4 frames, epsilon 1 -> 0.1 over the first 100k frames
+    "breakout-cleanrl-minatar-cnn": ("cleanrl", "MinAtar/Breakout", dict(
+        hidden=(128,), conv=16, loss="smooth_l1", total_steps=1_000_000, lr=2.5e-4, seed=8, buffer_size=100_000,
+        learning_starts=5_000, train_frequency=4, target_network_frequency=1_000, end_e=0.1,
+        exploration_fraction=0.1)),
 }
 
 # rl-baselines3-zoo hyperparams/dqn.yml
@@ -65,25 +72,65 @@ SB3_HYPERPARAMS = {
 }
 
 
+class MinAtarGym:
+    """minatar's own ``Environment`` behind the two calls the loop uses (reset, step), observations
+    channels first as MinAtar's examples permute them, actions indexing its minimal action set."""
+
+    def __init__(self, env_id: str, seed: int):
+        from minatar import Environment
+
+        self.game = Environment(env_id.split("/")[1].lower())
+        self.game.seed(seed)
+        self.actions = self.game.minimal_action_set()
+        h, w, c = self.game.state_shape()
+        self.shape, self.n = (c, h, w), len(self.actions)
+        self.rng = np.random.default_rng(seed)
+
+    def _obs(self) -> np.ndarray:
+        return np.transpose(self.game.state(), (2, 0, 1)).astype(np.float32)
+
+    def reset(self, seed: int | None = None):
+        self.game.reset()
+        return self._obs(), {}
+
+    def step(self, action: int):
+        reward, terminal = self.game.act(self.actions[int(action)])
+        return self._obs(), float(reward), bool(terminal), False, {}
+
+    def sample(self) -> int:
+        return int(self.rng.integers(self.n))
+
+
 def train_cleanrl(env_id: str, out: Path, *, seed: int, hidden: tuple[int, ...], loss: str, total_steps: int,
                   lr: float, buffer_size: int = 10_000, batch_size: int = 128, gamma: float = 0.99,
                   target_network_frequency: int = 500, train_frequency: int = 10, learning_starts: int = 10_000,
-                  start_e: float = 1.0, end_e: float = 0.05, exploration_fraction: float = 0.5) -> dict:
-    """CleanRL-style DQN: y = r + gamma (1 - done) max_a' Q_target(s', a'); loss(Q(s, a), y)."""
+                  start_e: float = 1.0, end_e: float = 0.05, exploration_fraction: float = 0.5,
+                  conv: int | None = None) -> dict:
+    """CleanRL-style DQN: y = r + gamma (1 - done) max_a' Q_target(s', a'); loss(Q(s, a), y).
+    ``conv``: a 3x3 convolution with that many channels first (MinAtar's network)."""
     import gymnasium as gym
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    env = gym.make(env_id)
-    n_obs, n_act = int(np.prod(env.observation_space.shape)), int(env.action_space.n)
+    if env_id.startswith("MinAtar/"):
+        env = MinAtarGym(env_id, seed)
+        shape, n_act, sample = env.shape, env.n, env.sample
+    else:
+        env = gym.make(env_id)
+        shape, n_act, sample = env.observation_space.shape, int(env.action_space.n), env.action_space.sample
+    n_obs = int(np.prod(shape))
 
     class QNetwork(nn.Module):
         def __init__(self):
             super().__init__()
-            sizes = (n_obs, *hidden)
             layers: list[nn.Module] = []
+            width = n_obs
+            if conv:
+                layers += [nn.Conv2d(shape[0], conv, 3), nn.ReLU(), nn.Flatten()]
+                width = conv * (shape[1] - 2) * (shape[2] - 2)
+            sizes = (width, *hidden)
             for a, b in zip(sizes, sizes[1:]):
                 layers += [nn.Linear(a, b), nn.ReLU()]
             self.network = nn.Sequential(*layers, nn.Linear(sizes[-1], n_act))
@@ -95,19 +142,22 @@ def train_cleanrl(env_id: str, out: Path, *, seed: int, hidden: tuple[int, ...],
     target.load_state_dict(q.state_dict())
     opt = torch.optim.Adam(q.parameters(), lr=lr)
     crit = nn.MSELoss() if loss == "mse" else nn.SmoothL1Loss()
-    obs_buf = np.zeros((buffer_size, n_obs), np.float32)
+    obs_buf = np.zeros((buffer_size, *shape), np.float32)
     nxt_buf = np.zeros_like(obs_buf)
     act_buf = np.zeros(buffer_size, np.int64)
     rew_buf = np.zeros(buffer_size, np.float32)
     done_buf = np.zeros(buffer_size, np.float32)
     size = ptr = 0
     obs, _ = env.reset(seed=seed)
-    env.action_space.seed(seed)
+    if not env_id.startswith("MinAtar/"):
+        env.action_space.seed(seed)
     t0 = time.perf_counter()
     for step in range(total_steps):
+        if step % max(1, total_steps // 10) == 0:
+            print(f"{env_id}: step {step}/{total_steps}, {time.perf_counter() - t0:.0f} s", flush=True)
         eps = max(end_e, start_e + (end_e - start_e) * step / (exploration_fraction * total_steps))
         if rng.random() < eps:
-            action = env.action_space.sample()
+            action = sample()
         else:
             with torch.no_grad():
                 action = int(q(torch.as_tensor(obs, dtype=torch.float32)[None]).argmax())

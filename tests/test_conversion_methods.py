@@ -97,6 +97,28 @@ def test_qcfs_equals_the_if_neuron_rate_at_T_equal_L(levels):
     torch.testing.assert_close(counts * lam / levels, QCFS(lam, levels)(x).detach(), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("levels", [4, 8, 32])
+def test_the_rate_twin_is_the_snn_itself_with_one_hidden_layer(levels):
+    """With one hidden layer the hidden IF neurons see a constant current, so the twin's staircase
+    is their exact count and its output the SNN's membrane readout: equal Q-values. With two, the
+    second layer's input spikes come unevenly and the twin differs (timing error) while it still
+    agrees with the SNN on most decisions."""
+    from spikeverse.convert import SpikingQNetwork
+    from spikeverse.convert.qcfs import rate_twin
+
+    obs = torch.randn(512, 4)
+    one = _flat((4, 32, 3), seed=1)
+    snn = SpikingQNetwork(one, timesteps=levels, readout="membrane", v_init=0.5)
+    torch.testing.assert_close(rate_twin(snn, levels)(obs), snn.q_values(obs), atol=1e-4, rtol=1e-4)
+    two = _flat((4, 32, 32, 3), seed=2)
+    snn2 = SpikingQNetwork(two, timesteps=levels, readout="membrane", v_init=0.5)
+    twin2 = rate_twin(snn2, levels)
+    assert not torch.allclose(twin2(obs), snn2.q_values(obs), atol=1e-4)
+    assert agreement(twin2, snn2, obs) > 0.8
+    with pytest.raises(SpikeverseError, match="IF neurons"):
+        rate_twin(SpikingQNetwork(one, timesteps=levels, neuron="lif"), levels)
+
+
 def test_qcfs_gradients_reach_weights_and_thresholds():
     q = QCFS(1.0, 4)
     x = torch.linspace(-0.5, 1.5, 50, requires_grad=True)

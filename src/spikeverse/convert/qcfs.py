@@ -33,8 +33,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from spikeverse.convert.graph import FlatQNetwork
+from spikeverse.convert.spiking import SpikingQNetwork
 from spikeverse.errors import SpikeverseError
 from spikeverse.progress import Progress
+from spikeverse.snn.neurons import IFNeuron
 
 
 class QCFS(nn.Module):
@@ -92,6 +94,61 @@ def qcfs_network(ann: FlatQNetwork, lambdas: list, levels: int, channel_wise: bo
                 q.lam.copy_(torch.as_tensor(lam, dtype=torch.float32).expand_as(q.lam))
             out.layers[i] = q
     return out
+
+
+class Staircase(nn.Module):
+    """The spike count of an IF neuron (threshold V_thr, reset by subtraction, V(0) = phi V_thr)
+    driven by a constant current x for L steps, times V_thr / L:
+
+        h(x) = V_thr / L * clip(floor(x L / V_thr + phi), 0, L)
+
+    (QCFS with lambda = V_thr and shift phi; phi = 1/2 is the fast method's V_thr/2 start)."""
+
+    def __init__(self, levels: int, v_th: float = 1.0, phi: float = 0.0):
+        super().__init__()
+        self.levels, self.v_th, self.phi = int(levels), float(v_th), float(phi)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = (x * (self.levels / self.v_th) + self.phi).floor().clamp(0, self.levels)
+        return n * (self.v_th / self.levels)
+
+
+class RateTwin(nn.Module):
+    """A converted SNN's quantized twin (:func:`rate_twin`); a Policy."""
+
+    def __init__(self, layers: list[nn.Module], num_actions: int):
+        super().__init__()
+        self.layers, self.num_actions = nn.Sequential(*layers), int(num_actions)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.layers(obs.to(self.device, torch.float32))
+
+    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self(obs)
+
+
+def rate_twin(snn: SpikingQNetwork, levels: int) -> RateTwin:
+    """The converted SNN's quantized twin at T = ``levels``: its weights, every hidden IF layer
+    replaced by :class:`Staircase` (what the layer would emit over T steps if its input current were
+    constant), the spiking output layer by its integrated current (the membrane and robust
+    readouts rank actions by it). The first hidden layer of an analog-input SNN is exact; deeper
+    layers differ by the SNN's timing error (their input spikes are not spread evenly over the
+    window). So a decision the twin already gets wrong is the quantization's (the fine-tune's)
+    error, and one only the SNN gets wrong is timing error."""
+    if snn.neuron != "if" or snn.encoding != "analog":
+        raise SpikeverseError(f"the rate twin needs IF neurons and analog input, got {snn.neuron} neurons and "
+                              f"{snn.encoding} input")
+    if levels < 1:
+        raise SpikeverseError(f"the rate twin needs levels >= 1, got {levels}")
+    phi = snn.v_init / snn.v_th
+    body = list(snn.layers)[:-1]  # the last module is the spiking output layer
+    return RateTwin([Staircase(levels, snn.v_th, phi) if isinstance(m, IFNeuron) else copy.deepcopy(m) for m in body],
+                    snn.num_actions).eval()
 
 
 def _set_levels(net: nn.Module, levels: int) -> None:
