@@ -142,6 +142,12 @@ ROWS = [
     ("convert {dqn} --method tan --scales 1,2 --out {out}", "--scales does not apply to --method tan"),
     ("convert {dqn} --method fast --tau 3 --out {out}", "--tau does not apply to --method fast"),
     ("convert {dqn} --method fast --levels 0 --finetune-steps 5 --out {out}", "with --levels 0"),
+    ("convert {dqn} --method tan --margin-scale gap --out {out}", "--margin-scale does not apply to --method tan"),
+    ("convert {dqn} --method naive --finetune-epsilons 0.3 --out {out}", "--finetune-epsilons does not apply"),
+    ("convert {dqn} --method fast --margin-scale mean --out {out}", "unknown margin scale"),
+    ("convert {dqn} --method fast --finetune-epsilons 0.3,x --out {out}", "comma-separated numbers"),
+    ("convert {dqn} --method fast --finetune-epsilons 2 --out {out}", "epsilons in [0, 1]"),
+    ("convert {dqn} --method fast --levels 0 --margin-scale gap --out {out}", "with --levels 0"),
     # sweep
     ("sweep {dqn} --timesteps 0", "timesteps"),
     ("sweep {dqn} --timesteps ,", "--timesteps"),

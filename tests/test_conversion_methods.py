@@ -154,6 +154,50 @@ class _Recorder:
         self.calls.append(("teacher" if module is self.teacher else "student", torch.is_grad_enabled(), rows))
 
 
+def test_a_gap_tempered_margin_keeps_close_decisions_where_q_values_spread_far_wider():
+    """A teacher whose actions share a large state value (Q spread 60x its median gap between the
+    two actions): with the cross-entropy's temperature at the Q std the margin term barely sees the
+    decisions; at the median gap it does, and the fine-tune keeps more of them."""
+    teacher = _flat((4, 32, 32, 2), seed=3)
+    out = [m for m in teacher.layers if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        out.weight += torch.randn(out.in_features) * 5
+        out.bias += 30.0
+    obs = torch.randn(3000, 4)
+    lams = activation_stats(teacher, obs, 99).lambdas(99.9)[:-1]
+    by = {ms: qcfs_finetune(teacher, obs, lams, levels=8, steps=350, seed=0, progress=False, margin_scale=ms)
+          for ms in ("std", "gap")}
+    assert by["gap"].test_agreement >= 0.95 and by["gap"].test_agreement > by["std"].test_agreement + 0.01
+    with pytest.raises(SpikeverseError, match="margin scale"):
+        qcfs_finetune(teacher, obs, lams, levels=8, steps=1, margin_scale="mean", progress=False)
+
+
+def test_finetune_frames_played_at_several_epsilons():
+    """--finetune-epsilons: the fine-tune's frames are equal parts of play at each epsilon, from
+    episodes of their own seeds (not the calibration's seed, nor each other's)."""
+    from spikeverse.convert.methods import finetune_play
+    from spikeverse.convert.normalize import collect_activations
+
+    flat = _flat((4, 16, 2), seed=4)
+    obs = finetune_play(flat, "CartPole-v1", 301, [0.0, 1.0], seed=7, progress=False)
+    assert obs.shape == (301, 4)
+    greedy = collect_activations(flat, "CartPole-v1", frames=151, epsilon=0.0, seed=8, keep_observations=True,
+                                 progress=False).observations
+    random = collect_activations(flat, "CartPole-v1", frames=150, epsilon=1.0, seed=108, keep_observations=True,
+                                 progress=False).observations
+    assert torch.equal(obs[:151], greedy) and torch.equal(obs[151:], random)
+    snn, info = convert_ann(flat, "CartPole-v1", method="fast", timesteps=8, levels=4, finetune_steps=3,
+                            finetune_frames=300, finetune_epsilons=[0.05, 1.0], margin_scale="gap", frames=100,
+                            progress=False)
+    assert info["qcfs"]["epsilons"] == [0.05, 1.0] and info["qcfs"]["margin_scale"] == "gap"
+    assert info["qcfs"]["frames"] == 300
+    for bad in (dict(finetune_epsilons=[1.5]), dict(finetune_epsilons=[]), dict(margin_scale="mean")):
+        with pytest.raises(SpikeverseError):
+            convert_ann(flat, "CartPole-v1", method="fast", levels=4, **bad)
+    with pytest.raises(SpikeverseError, match="does not apply"):
+        convert_ann(flat, "CartPole-v1", method="tan", margin_scale="gap")
+
+
 def test_finetune_selects_on_validation_and_reports_on_unseen_test_frames():
     teacher = _flat((4, 16, 16, 3), seed=4)
     obs = torch.randn(400, 4)

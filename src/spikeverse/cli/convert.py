@@ -64,6 +64,8 @@ def convert(
     levels: Optional[int] = typer.Option(None, help="fast: QCFS quantization levels L of the fine-tune (0 = no fine-tune).", show_default="32"),
     finetune_steps: Optional[int] = typer.Option(None, help="fast: Adam steps (batches of 256) of the QCFS distillation fine-tune.", show_default="50000"),
     finetune_frames: Optional[int] = typer.Option(None, help="fast: frames of the DQN's own play the fine-tune learns from (default 300,000, at most 1 GiB of observations)."),
+    finetune_epsilons: Optional[str] = typer.Option(None, "--finetune-epsilons", help="fast: the fine-tune's frames played in equal parts at these epsilons (comma-separated, e.g. 0.05,0.3,1: states off the DQN's own path too); default: --epsilon only."),
+    margin_scale: Optional[str] = typer.Option(None, "--margin-scale", help="fast: temperature of the fine-tune's cross-entropy on the DQN's action: std (of the DQN's Q-values) or gap (its median gap between the best two actions: weighs close decisions).", show_default="std"),
     mixed_levels: Optional[bool] = typer.Option(None, "--mixed-levels/--single-level", help="fast: fine-tune at L, L/2, ... 4 levels drawn per step (good at every T) or at L only.", show_default="mixed-levels"),
     channel_wise: Optional[bool] = typer.Option(None, "--channel-wise/--layer-wise", help="fast: one threshold per unit/channel or per layer.", show_default="channel-wise"),
     v_init: Optional[float] = typer.Option(None, "--v-init", help="fast: initial membrane potential as a fraction of the threshold.", show_default="0.5"),
@@ -87,6 +89,12 @@ def convert(
         timesteps = None
     elif timesteps is not None:
         timesteps = _int_timesteps(timesteps)
+    eps_list = None
+    if finetune_epsilons is not None:
+        try:
+            eps_list = [float(v) for v in finetune_epsilons.split(",") if v.strip()]
+        except ValueError:
+            raise SpikeverseError(f"--finetune-epsilons takes comma-separated numbers, got {finetune_epsilons!r}") from None
     scale_list = None
     if scales is not None:
         try:
@@ -95,7 +103,8 @@ def convert(
             raise SpikeverseError(f"--scales takes comma-separated numbers, got {scales!r}") from None
     # the method's own options, only those given (the method's defaults apply to the rest)
     given = dict(percentile=percentile, timesteps=timesteps, levels=levels, finetune_steps=finetune_steps,
-                 finetune_frames=finetune_frames, channel_wise=channel_wise, mixed_levels=mixed_levels, v_init=v_init,
+                 finetune_frames=finetune_frames, finetune_epsilons=eps_list, margin_scale=margin_scale,
+                 channel_wise=channel_wise, mixed_levels=mixed_levels, v_init=v_init,
                  early_decision=early_decision, scales=scale_list, tau=tau)
     options = {k: v for k, v in given.items() if v is not None}
     check_options(method)  # an unknown method first, then the options it does not take, then their values

@@ -26,7 +26,7 @@ import torch
 
 from spikeverse.convert.graph import FlatQNetwork, synaptic_layers
 from spikeverse.convert.normalize import ActivationStats, check_percentile, collect_activations, normalize
-from spikeverse.convert.qcfs import qcfs_finetune
+from spikeverse.convert.qcfs import check_margin_scale, qcfs_finetune
 from spikeverse.convert.spiking import SpikingQNetwork, check_readout, check_timesteps
 from spikeverse.errors import SpikeverseError
 from spikeverse.progress import announce
@@ -99,6 +99,12 @@ def check_options(method: str, **options: Any) -> None:
     for name, ok, message in checks:
         if name in o and not ok(o[name]):
             raise SpikeverseError(f"{message}, got {o[name]}")
+    if o.get("finetune_epsilons") is not None:
+        eps = list(o["finetune_epsilons"])
+        if not eps or any(not 0.0 <= e <= 1.0 for e in eps):
+            raise SpikeverseError(f"--finetune-epsilons takes epsilons in [0, 1], got {eps}")
+    if "margin_scale" in o:
+        check_margin_scale(o["margin_scale"])
     if "scales" in o:
         s = list(o["scales"])
         if not s or any(not x > 0 for x in s):
@@ -112,7 +118,8 @@ def method_options(method: str) -> tuple[str, ...]:
     return tuple(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k not in ("stats", "progress"))
 
 
-FINETUNE_OPTIONS = ("finetune_steps", "finetune_frames", "mixed_levels", "channel_wise")  # idle at levels 0
+FINETUNE_OPTIONS = ("finetune_steps", "finetune_frames", "mixed_levels", "channel_wise", "finetune_epsilons",
+                    "margin_scale")  # idle at levels 0
 
 
 def refuse_stray_options(methods: Sequence[str], options: dict[str, Any], chosen: str,
@@ -207,6 +214,18 @@ def default_finetune_frames(input_shape: Sequence[int]) -> int:
     return max(1_000, min(FINETUNE_FRAMES, FINETUNE_BYTES // per_frame))
 
 
+def finetune_play(ann: FlatQNetwork, env_id: str, frames: int, epsilons: Sequence[float], seed: int,
+                  progress: bool | None) -> torch.Tensor:
+    """``frames`` observations of the DQN's play for the fine-tune, in equal parts (the first ones
+    one larger where it does not divide) played at each of ``epsilons``; part i from episodes
+    seeded by seed + FINETUNE_SEED_OFFSET + 100 i (never the calibration's, nor the held-out ones)."""
+    parts = [frames // len(epsilons) + (i < frames % len(epsilons)) for i in range(len(epsilons))]
+    return torch.cat([collect_activations(ann, env_id, frames=n, epsilon=e, seed=seed + FINETUNE_SEED_OFFSET + 100 * i,
+                                          keep_observations=True, progress=progress,
+                                          desc=f"collect {env_id} (fine-tune frames, epsilon {e:g})").observations
+                      for i, (n, e) in enumerate(zip(parts, epsilons)) if n > 0])
+
+
 def mixed_level_set(levels: int) -> list[int]:
     """L, L/2, L/4, ... down to 4 (or L itself if L <= 4): the fine-tune draws one per step, so
     the SNN agrees at short windows too (CartPole, L = 32: held-out agreement 0.980 at T = 4 and
@@ -220,15 +239,18 @@ def mixed_level_set(levels: int) -> list[int]:
 @_typed
 def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 32,
                  readout: str = "membrane", levels: int = 32, finetune_steps: int = 50_000, channel_wise: bool = True,
-                 mixed_levels: bool = True,
-                 finetune_frames: int | None = None, v_init: float = 0.5, early_decision: bool = False,
+                 mixed_levels: bool = True, finetune_frames: int | None = None,
+                 finetune_epsilons: Sequence[float] | None = None, margin_scale: str = "std",
+                 v_init: float = 0.5, early_decision: bool = False,
                  frames: int = 15_000, epsilon: float = 0.05, seed: int = 0, stats: ActivationStats | None = None,
                  progress: bool | None = None) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """QCFS fine-tune (``levels`` L > 0; thresholds start at the p-th percentiles, one per
     unit/channel with ``channel_wise``; quantized at :func:`mixed_level_set` levels with
     ``mixed_levels``) on ``finetune_frames`` frames of the DQN's own play
-    (default :func:`default_finetune_frames`), normalize by the trained thresholds, IF neurons
-    starting at ``v_init`` x V_thr, analog readout."""
+    (default :func:`default_finetune_frames`; with ``finetune_epsilons``, equal parts played at
+    each of those epsilons, e.g. 0.05, 0.3 and 1 for states off the DQN's own path), the
+    cross-entropy's temperature set by ``margin_scale`` (:func:`convert.qcfs.qcfs_finetune`),
+    normalize by the trained thresholds, IF neurons starting at ``v_init`` x V_thr, analog readout."""
     check_percentile(percentile)
     check_timesteps(timesteps)
     check_readout(readout)
@@ -246,22 +268,25 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
         if finetune_frames < 3:  # train, validation and test frames
             raise SpikeverseError(f"--finetune-frames must be >= 3, got {finetune_frames}")
         obs = stats.observations
-        if obs is None or obs.shape[0] < finetune_frames:
+        if finetune_epsilons:
+            if env_id is None:
+                raise SpikeverseError("--finetune-epsilons needs an environment to play")
+            obs = finetune_play(ann, env_id, finetune_frames, finetune_epsilons, seed, progress)
+        elif obs is None or obs.shape[0] < finetune_frames:
             if env_id is None:
                 if obs is None:
                     raise SpikeverseError("the QCFS fine-tune needs frames: an env_id or stats with observations")
             else:
-                obs = collect_activations(ann, env_id, frames=finetune_frames, epsilon=epsilon,
-                                          seed=seed + FINETUNE_SEED_OFFSET, keep_observations=True, progress=progress,
-                                          desc=f"collect {env_id} (fine-tune frames)").observations
+                obs = finetune_play(ann, env_id, finetune_frames, [epsilon], seed, progress)
         train_levels = mixed_level_set(levels) if mixed_levels else None
         announce(f"QCFS fine-tune: L={levels}, {finetune_steps} steps on {min(finetune_frames, obs.shape[0])} frames",
                  progress)
         ft = qcfs_finetune(ann, obs[:finetune_frames], lambdas[:-1], levels=levels, steps=finetune_steps,
-                           train_levels=train_levels,
+                           train_levels=train_levels, margin_scale=margin_scale,
                            channel_wise=channel_wise, seed=seed, progress=progress)
         source, lambdas = ft.net, ft.lambdas + lambdas[-1:]
         finetune = dict(levels=levels, train_levels=train_levels, steps=finetune_steps, frames=ft.frames, channel_wise=channel_wise,
+                        epsilons=list(finetune_epsilons) if finetune_epsilons else None, margin_scale=margin_scale,
                         splits=ft.split_sizes, validation_agreement=ft.validation_agreement,
                         test_agreement_before=ft.test_before, test_agreement=ft.test_agreement)
     snn = SpikingQNetwork(normalize(source, lambdas), timesteps, readout, lambdas=lambdas, v_init=v_init,

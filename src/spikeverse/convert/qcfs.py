@@ -166,15 +166,19 @@ def _agreement(a: nn.Module, b: nn.Module, obs: torch.Tensor, batch: int = 2048)
 
 def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[float], *, levels: int = 32,
                   steps: int = 50_000, batch_size: int = 256, lr: float = 3e-3, margin_weight: float = 20.0,
-                  channel_wise: bool = True, train_levels: Sequence[int] | None = None, validation: float = 0.1,
-                  test: float = 0.1, checks: int = 20, seed: int = 0, progress: bool | None = None) -> FineTuneResult:
+                  margin_scale: str = "std", channel_wise: bool = True, train_levels: Sequence[int] | None = None,
+                  validation: float = 0.1, test: float = 0.1, checks: int = 20, seed: int = 0,
+                  progress: bool | None = None) -> FineTuneResult:
     """Distil ``ann`` into its QCFS version (hidden thresholds start at ``lambdas``, e.g. the
     99.9th percentiles) on ``observations`` [N, ...]: ``steps`` Adam steps on minibatches of
 
-        mean_a (Q_qcfs(s, a) - Q(s, a))^2 / s_Q^2  +  margin_weight * CE(Q_qcfs(s) / s_Q, argmax_a Q(s, a))
+        mean_a (Q_qcfs(s, a) - Q(s, a))^2 / s_Q^2  +  margin_weight * CE(Q_qcfs(s) / tau, argmax_a Q(s, a))
 
     (s_Q: the standard deviation of the DQN's Q-values; the cross-entropy term keeps the greedy
-    action, which is what the agent's agreement measures), cosine learning-rate decay. The frames
+    action, which is what the agent's agreement measures; its temperature tau is s_Q with
+    ``margin_scale="std"``, or with ``"gap"`` the median over the training frames of the DQN's
+    gap between its best and second-best Q-value, so that the term weighs the close decisions
+    and lets go of the clear ones even where that gap is far below s_Q), cosine learning-rate decay. The frames
     are split at random into ``validation`` and ``test`` fractions (at least one frame each) and
     the training rest; the agreement on the validation frames is checked ``checks`` times (at
     ``levels``) and the best weights are kept; the agreement of the kept weights on the test frames
@@ -186,6 +190,7 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
         raise SpikeverseError(f"QCFS levels must be >= 1, got {levels}")
     if steps < 0:
         raise SpikeverseError(f"fine-tune steps must be >= 0, got {steps}")
+    check_margin_scale(margin_scale)
     device = ann.device
     if not (0.0 < validation < 1.0 and 0.0 < test < 1.0 and validation + test < 1.0):
         raise SpikeverseError(f"the fine-tune's validation and test fractions must be in (0, 1) with a sum < 1, "
@@ -199,6 +204,7 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     with torch.no_grad():
         q_train = torch.cat([teacher(train[i:i + 4096]) for i in range(0, train.shape[0], 4096)])
     scale = q_train.std().clamp(min=1e-6)
+    temperature = scale if margin_scale == "std" else median_q_gap(q_train).clamp(min=1e-6)
     target_a = q_train.argmax(-1)
     student = qcfs_network(ann, lambdas, levels, channel_wise).to(device).train()
     before = _agreement(student, teacher, val)
@@ -217,7 +223,8 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                 idx = order[i:i + batch_size]
                 if train_levels:
                     _set_levels(student, int(train_levels[int(torch.randint(len(train_levels), (1,), generator=gen))]))
-                loss = _distill_step(student, opt, sched, train[idx], q_train[idx], target_a[idx], scale, margin_weight)
+                loss = _distill_step(student, opt, sched, train[idx], q_train[idx], target_a[idx], scale, margin_weight,
+                                     temperature)
                 done += 1
                 if done % check_every == 0 or done == steps:  # selection: on the validation frames only
                     _set_levels(student, levels)
@@ -240,6 +247,21 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                           int(n), splits)
 
 
+MARGIN_SCALES = ("std", "gap")
+
+
+def check_margin_scale(name: str) -> str:
+    if name not in MARGIN_SCALES:
+        raise SpikeverseError(f"unknown margin scale {name!r} (choose from {', '.join(MARGIN_SCALES)})")
+    return name
+
+
+def median_q_gap(q: torch.Tensor) -> torch.Tensor:
+    """The median over states of Q(s, a1) - Q(s, a2), the best and second-best action's values."""
+    top = q.topk(min(2, q.shape[-1]), -1).values
+    return (top[:, 0] - top[:, -1]).median()
+
+
 def _split(n: int, validation: float, test: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Frame indices split at random into train, validation and test (at least one frame each)."""
     n_val, n_test = max(1, int(validation * n)), max(1, int(test * n))
@@ -251,13 +273,13 @@ def _split(n: int, validation: float, test: float, gen: torch.Generator) -> dict
 
 
 def _distill_step(student: nn.Module, opt, sched, x: torch.Tensor, q_teacher: torch.Tensor, target_a: torch.Tensor,
-                  scale: torch.Tensor, margin_weight: float) -> torch.Tensor:
-    """One Adam step on the distillation loss (MSE of scaled Q-values + margin_weight * CE on the
-    teacher's greedy action); thresholds stay >= 1e-3. Returns the loss."""
+                  scale: torch.Tensor, margin_weight: float, temperature: torch.Tensor) -> torch.Tensor:
+    """One Adam step on the distillation loss (MSE of Q-values / scale + margin_weight * CE of
+    Q-values / temperature on the teacher's greedy action); thresholds stay >= 1e-3. Returns the loss."""
     q = student(x)
     loss = F.mse_loss(q / scale, q_teacher / scale)
     if margin_weight:
-        loss = loss + margin_weight * F.cross_entropy(q / scale, target_a)
+        loss = loss + margin_weight * F.cross_entropy(q / temperature, target_a)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
