@@ -28,7 +28,7 @@ def _ints(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
 @app.command()
 def mnist(
     out: Path = typer.Option(..., "--out", help="Run directory (rerun the same command to resume it)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder of the four MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; plain or .gz). Default: scikit-learn's bundled 8x8 digits (offline; pip install 'spikeverse[mnist]')."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of the four MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; plain or .gz). Default: scikit-learn's bundled 8x8 digits (offline; needs the 'mnist' extra: scikit-learn)."),
     method: str = typer.Option("surrogate", help="surrogate (LIF network trained by BPTT with a surrogate gradient) or convert (a ReLU network trained normally, converted to IF neurons)."),
     epochs: int = typer.Option(10, help="Passes over the training images; rerun with more to go on."),
     timesteps: Optional[int] = typer.Option(None, help="Poisson time steps T per image (default: digits 16, MNIST 25)."),
