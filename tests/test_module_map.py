@@ -26,9 +26,10 @@ ALLOWED = {
     "convert": {"rl", "models", "snn", "envs", "io"},
     "evo": {"models", "snn", "envs", "io"},
     "agents": {"convert", "rl", "evo", "models", "snn", "envs", "io"},
-    "analysis": {"agents", "convert", "rl", "evo", "models", "snn", "envs", "io"},
-    "study": {"analysis", "agents", "convert", "rl", "evo", "models", "snn", "envs", "io"},
-    "cli": {"study", "analysis", "agents", "convert", "rl", "evo", "models", "snn", "envs", "io"},
+    "mnist": {"convert", "snn", "io"},
+    "analysis": {"mnist", "agents", "convert", "rl", "evo", "models", "snn", "envs", "io"},
+    "study": {"analysis", "mnist", "agents", "convert", "rl", "evo", "models", "snn", "envs", "io"},
+    "cli": {"study", "analysis", "mnist", "agents", "convert", "rl", "evo", "models", "snn", "envs", "io"},
 }
 ALLOWED.update({b: BASE - {b} for b in BASE})
 

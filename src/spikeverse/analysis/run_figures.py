@@ -5,7 +5,9 @@
 - an R-STDP run: episode length against steps, with its evaluations; a tabular run: return
   against episodes;
 - a GA evolve run: seed 002's three figures (fitness per individual, output heatmaps, episode);
-- an ES evolve run: fitness per individual with the mean weights' evaluation.
+- an ES evolve run: fitness per individual with the mean weights' evaluation;
+- a spiking MNIST run: seed 000's raster and output spike counts, accuracy per epoch (and vs T)
+  (``analysis.mnist_plots``).
 A converted SNN has no history to draw (``spikeverse sweep --plot`` draws its T sweep).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from spikeverse.analysis.evo_plots import es_figures, evolve_figures
+from spikeverse.analysis.mnist_plots import mnist_figures
 from spikeverse.analysis.plots import learning_curve
 from spikeverse.errors import SpikeverseError
 from spikeverse.io.rundir import EVALS, METRICS, read_metrics, require_config
@@ -55,6 +58,8 @@ def run_figures(run_dir: str | Path) -> list[Path]:
     if method == "es":
 
         return es_figures(run_dir)
+    if agent == "mnist":
+        return mnist_figures(run_dir)
     if agent in ("dqn", "dsqn", "rstdp", "tabular"):
         return training_figures(run_dir, cfg)
     if agent == "snn":

@@ -8,7 +8,8 @@ never a mix. No pickle is involved anywhere: tensors are safetensors, the rest i
 The metadata's ``kind`` names what a checkpoint holds: ``dqn`` (an ANN Q-network), ``dsqn`` (a
 directly trained spiking Q-network), ``snn`` (a DQN converted to a spiking network),
 ``mountaincar_snn`` (the GA's Mountain Car network), ``cartpole_snn`` (the CartPole network of ES
-and R-STDP), ``tabular``. Kinds renamed since they were first written are in ``LEGACY_KINDS``;
+and R-STDP), ``tabular``, ``mnist`` (a spiking MNIST classifier's run: the LIF network or the
+ReLU network it converts, and Adam's state). Kinds renamed since they were first written are in ``LEGACY_KINDS``;
 reading a checkpoint gives today's name. (A DSQN of before it had a kind of its own was saved as
 ``dqn``; ``rl.checkpoint`` tells it by its network spec.)
 """
