@@ -50,6 +50,16 @@ def _auto(timesteps: Optional[str], target: Optional[float], frames: Optional[in
     return dict(target=AUTO_TARGET if target is None else target, frames=AUTO_FRAMES if frames is None else frames)
 
 
+def _floats(text: Optional[str], option: str) -> Optional[list[float]]:
+    """'0.05,0.3,1' -> [0.05, 0.3, 1.0]; a one-line error for anything else."""
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SpikeverseError(f"{option} takes comma-separated numbers, got {text!r}") from None
+
+
 @app.command()
 def convert(
     run_dir: Optional[Path] = typer.Argument(None, help="A DQN run directory (spikeverse train); or use --state-dict."),
@@ -89,18 +99,7 @@ def convert(
         timesteps = None
     elif timesteps is not None:
         timesteps = _int_timesteps(timesteps)
-    eps_list = None
-    if finetune_epsilons is not None:
-        try:
-            eps_list = [float(v) for v in finetune_epsilons.split(",") if v.strip()]
-        except ValueError:
-            raise SpikeverseError(f"--finetune-epsilons takes comma-separated numbers, got {finetune_epsilons!r}") from None
-    scale_list = None
-    if scales is not None:
-        try:
-            scale_list = [float(v) for v in scales.split(",") if v.strip()]
-        except ValueError:
-            raise SpikeverseError(f"--scales takes comma-separated numbers, got {scales!r}") from None
+    eps_list, scale_list = _floats(finetune_epsilons, "--finetune-epsilons"), _floats(scales, "--scales")
     # the method's own options, only those given (the method's defaults apply to the rest)
     given = dict(percentile=percentile, timesteps=timesteps, levels=levels, finetune_steps=finetune_steps,
                  finetune_frames=finetune_frames, finetune_epsilons=eps_list, margin_scale=margin_scale,
