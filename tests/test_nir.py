@@ -119,10 +119,10 @@ def test_a_minatar_shaped_conv_snn_round_trips(tmp_path):
 
 
 def _dsqn_dir(tmp_path, name="dsqn", *, arch="mlp", obs=(4,), actions=2, env="CartPole-v1", gain=3.0, spiking=None,
-              **over):
+              obs_scale=1.0, **over):
     cfg = DQNConfig.for_env(env, spiking=SpikingConfig(timesteps=8, **(spiking or {})), arch=arch, hidden=(32,),
                             **over)
-    spec = network_spec(cfg, obs, actions)
+    spec = network_spec(cfg, obs, actions, obs_scale=obs_scale)
     torch.manual_seed(0)
     net = QNetwork(spec)
     with torch.no_grad():
@@ -145,9 +145,10 @@ def test_a_dsqn_round_trips_as_euler_lif_and_its_head(tmp_path):
 
 
 def test_a_dueling_soft_reset_dsqn_and_a_minatar_dsqn_round_trip(tmp_path):
-    _, report, _ = _round_trip(_dsqn_dir(tmp_path, "duel", dueling=True, spiking=dict(reset="soft")), cartpole_obs(),
-                               tmp_path)
+    graph, report, _ = _round_trip(_dsqn_dir(tmp_path, "duel", dueling=True, spiking=dict(reset="soft"), obs_scale=0.5,
+                                             gain=6.0), cartpole_obs(), tmp_path)
     assert any("reset by subtraction" in line for line in report["differs"])
+    assert graph.metadata["observation_scale"] == 0.5  # folded into the first layer: the graph takes raw observations
     _round_trip(_dsqn_dir(tmp_path, "minatar", arch="minatar", obs=(4, 10, 10), actions=3, env="MinAtar/Breakout"),
                 minatar_obs(), tmp_path)
 

@@ -32,7 +32,7 @@ import nir
 import torch
 from torch import nn
 
-from spikeverse.convert.graph import fold_dueling, plain_linear
+from spikeverse.convert.graph import env_io, fold_dueling, plain_linear
 from spikeverse.convert.spiking import SpikingQNetwork
 from spikeverse.errors import SpikeverseError
 from spikeverse.io.nir.info import AgentInfo
@@ -121,6 +121,7 @@ def snn_graph(snn: SpikingQNetwork, meta: dict[str, Any]) -> tuple[nir.NIRGraph,
     if v_init != 0.0:
         differs.append(v_init_caveat(v_init, v_th))
     differs.append(SPIKE_TEST)
+    scale = _observation_scale(meta)
     if snn.encoding == "poisson":
         encoding, enc_params = "signed_poisson", dict(scale=snn.input_scale, seed=snn.seed)
         runner = [f"input: Poisson spikes of +-{snn.input_scale:.6g} with probability |x| / {snn.input_scale:.6g} at "
@@ -128,6 +129,8 @@ def snn_graph(snn: SpikingQNetwork, meta: dict[str, Any]) -> tuple[nir.NIRGraph,
     else:
         encoding, enc_params = "analog", {}
         runner = ["input: the observation is the input current of every step (analog; encoding analog)"]
+    if scale not in (None, 1.0):
+        runner.append(f"observations: the env's raw ones; the network's scale {scale:g} is folded into the first layer")
     runner.append(f"T = {T} steps per decision, dt = {DT:g} (one spikeverse step per dt)")
     runner.append({
         "count": "readout: Q = the output neurons' spike counts over the window (readout sum)",
@@ -142,8 +145,8 @@ def snn_graph(snn: SpikingQNetwork, meta: dict[str, Any]) -> tuple[nir.NIRGraph,
                       "full window, whose decision is the same")
     info = AgentInfo(timesteps=T, dt=DT, encoding=encoding, encoding_params=enc_params, readout=readout,
                      readout_params=params, env_id=meta.get("env_id"), agent="snn",
-                     observation_shape=list(snn.input_shape), differs=differs, runner=runner,
-                     extra=dict(method=meta.get("method"), readout=snn.readout, neuron=snn.neuron,
+                     observation_shape=list(snn.input_shape), observation_scale=scale, differs=differs,
+                     runner=runner, extra=dict(method=meta.get("method"), readout=snn.readout, neuron=snn.neuron,
                                 early_decision=snn.early_decision, source=meta.get("source")))
     return sequential_graph(nodes, snn.input_shape, info), info
 
@@ -177,17 +180,28 @@ def dsqn_graph(net: QNetwork, meta: dict[str, Any]) -> tuple[nir.NIRGraph, Agent
     differs = [] if sp.reset == "hard" else [reset_caveat(sp.v_th)]
     differs.append(SPIKE_TEST)
     T = int(net.timesteps)
-    runner = ["input: the observation is the input current of every step (analog; encoding analog)"
-              + (f"; the observation scale {spec.obs_scale:g} is folded into the first layer" if spec.obs_scale != 1
-                 else ""),
-              f"T = {T} steps per decision, dt = {DT:g} (one spikeverse step per dt)",
+    runner = ["input: the observation is the input current of every step (analog; encoding analog)"]
+    if spec.obs_scale != 1.0:
+        runner.append(f"observations: the env's raw ones; the network's scale {spec.obs_scale:g} is folded into the "
+                      "first layer")
+    runner += [f"T = {T} steps per decision, dt = {DT:g} (one spikeverse step per dt)",
               "readout: Q = (1/T) sum_t of the head's output, the non-spiking read-out W (1/T) sum_t S_t + b of "
               "seed 003 (readout mean; the graph's Output is the head's output at each step)"]
     info = AgentInfo(timesteps=T, dt=DT, readout="mean", env_id=meta.get("env_id"), agent="dsqn",
-                     observation_shape=list(spec.obs_shape), differs=differs, runner=runner,
+                     observation_shape=list(spec.obs_shape), observation_scale=float(spec.obs_scale),
+                     differs=differs, runner=runner,
                      extra=dict(arch=spec.arch, tau=sp.tau, v_th=sp.v_th, reset=sp.reset, dueling=spec.dueling,
                                 noisy=spec.noisy, weights=meta.get("weights")))
     return sequential_graph(nodes, spec.obs_shape, info), info
+
+
+def _observation_scale(meta: dict[str, Any]) -> float | None:
+    """The observation scale a converted SNN's source network applied (folded into its first layer
+    at conversion): a state dict's, as recorded, or the env's (``convert.graph.env_io``)."""
+    source = meta.get("source") or {}
+    if isinstance(source, dict) and "obs_scale" in source:
+        return float(source["obs_scale"])
+    return float(env_io(meta["env_id"])[2]) if meta.get("env_id") else None
 
 
 def _copy(m: nn.Module) -> nn.Module:

@@ -11,7 +11,10 @@ may rely on metadata; the graph alone must run):
   Q = (V(0) + sum_t y_t) / (T V_thr) (a converted SNN's robust readout, seed 001 eq. 17, of an
   output layer reset by subtraction); ``ties`` (``first`` or ``last`` maximal action) and
   ``q_values`` (``readout``, or ``one_hot`` of the chosen action);
-- ``env_id``, ``agent`` (the checkpoint kind), ``observation_shape``, ``dtype`` of the simulation;
+- ``env_id``, ``agent`` (the checkpoint kind), ``observation_shape``, ``observation_scale`` (the
+  factor the network multiplies raw observations by, e.g. 1/255 for uint8 frames, folded into
+  the first layer's weights: the graph takes the env's raw observations), ``dtype`` of the
+  simulation;
 - ``differs``: what a simulator that reads only the graph computes differently from spikeverse
   (reset by subtraction, the initial membrane, the spike test); ``runner``: what the metadata
   holds that the graph does not (input, T, readout); ``checks``: agreement measured at export.
@@ -56,6 +59,7 @@ class AgentInfo:
     env_id: str | None = None
     agent: str | None = None
     observation_shape: list[int] | None = None
+    observation_scale: float | None = None
     differs: list[str] = field(default_factory=list)
     runner: list[str] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)

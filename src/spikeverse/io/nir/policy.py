@@ -125,7 +125,12 @@ class NIRPolicy:
         if self.observation_shape is not None and tuple(x.shape[1:]) != self.observation_shape:
             raise SpikeverseError(f"observations of shape {tuple(x.shape[1:])}, the graph takes {self.observation_shape}")
         inp, constant = self.encode(x)
-        total = self.network.run(inp, self.timesteps, constant).sum(0)  # [B, A]
+        return self.q_from_sums(self.network.run(inp, self.timesteps, constant).sum(0))
+
+    def q_from_sums(self, total: torch.Tensor) -> torch.Tensor:
+        """Q-values [B, A] from the Output's signal summed over the window [B, A] (the readout, then
+        one-hot of the tie rule's action with ``q_values="one_hot"``): what any simulator's run of
+        the graph gives as this agent's Q-values."""
         q = self._readout(total)
         if self.info.ties == "last":
             action = self.num_actions - 1 - q.flip(-1).argmax(-1)
