@@ -2,7 +2,12 @@
 
 Trains one agent of every spiking kind (seed 100, a seed no default was tuned on; each with its
 defaults): a CartPole DQN converted by the naive, tan and fast methods, a CartPole DSQN, the ES
-and R-STDP CartPole SNNs, the GA Mountain Car SNN. Each is exported with ``spikeverse export
+and R-STDP CartPole SNNs, the GA Mountain Car SNN. To check the importers on Conv2d and Flatten
+too, three MinAtar-shaped networks with random weights (not trained agents: the MinAtar CNN,
+converted by tan and fast with statistics of 2,000 frames of random play, and a DSQN whose layers
+are calibrated to fire at 0.1) go through the same measurements; the other simulators run those
+one observation at a time (their importers flatten a batch along with the rest, see
+``benchmarks/peer_nir.py``). Each is exported with ``spikeverse export
 --format nir`` (whose own check, on 1,000 frames of the agent's play, is kept), then on
 ``--frames`` frames of the agent's own play (epsilon 0.05, 4 episodes, seed 1; the graph's input
 of every step computed once by spikeverse's encoder and given to every simulator alike):
@@ -46,6 +51,7 @@ HERE = Path(__file__).parent
 SEED = 100
 FRAMES = 1_000
 PLAY_EPISODES = 20
+CHUNK = 250  # frames simulated at once
 # agent -> (what trains it, the spikeverse commands; {run} is its run dir, {dqn} the DQN's)
 AGENTS = {
     "naive": ("CartPole DQN converted by seed 000's method (LIF, Poisson input, T = 100)",
@@ -64,7 +70,49 @@ AGENTS = {
     "ga": ("Mountain Car SNN by seed 002's GA (LIF, one-hot bins, 20 steps)",
            [["evolve", "--env", "MountainCar-v0", "--seed", str(SEED), "--workers", "1", "--out", "{run}"]]),
 }
+# random-weight MinAtar-shaped networks (importer checks on Conv2d / Flatten; not trained agents)
+RANDOM_MINATAR = {
+    "minatar-tan": "random-weight MinAtar CNN converted by tan (T = 100)",
+    "minatar-fast": "random-weight MinAtar CNN converted by fast without fine-tune (T = 32, V(0) = V_thr/2)",
+    "minatar-dsqn": "random-weight MinAtar DSQN, firing calibrated to 0.1 (T = 8)",
+}
+MINATAR = "MinAtar/Breakout"
 CONSUMERS = ("snntorch", "norse")
+
+
+def random_minatar(runs: Path) -> dict[str, Path]:
+    """The random-weight MinAtar-shaped agents' run directories (made once)."""
+    import torch
+
+    from spikeverse.convert import convert_ann, from_module, save_snn
+    from spikeverse.convert.normalize import collect_activations
+    from spikeverse.io.checkpoint import save_checkpoint
+    from spikeverse.rl.config import DQNConfig
+    from spikeverse.rl.dqn import network_spec
+    from spikeverse.rl.networks import QNetwork
+    from spikeverse.snn.config import SpikingConfig
+
+    out = {name: runs / name for name in RANDOM_MINATAR}
+    if all((runs / f"{n}.done").exists() for n in out):
+        return out
+    torch.manual_seed(SEED)
+    ann = QNetwork(network_spec(DQNConfig.for_env(MINATAR), (4, 10, 10), 3)).eval()
+    flat = from_module(ann)
+    stats = collect_activations(flat, MINATAR, frames=2_000, epsilon=1.0, seed=SEED, keep_observations=True,
+                                progress=False)
+    for method, extra in (("tan", {}), ("fast", dict(levels=0))):
+        snn, info = convert_ann(flat, MINATAR, method=method, stats=stats, **extra)
+        save_snn(out[f"minatar-{method}"], snn, flat, dict(env_id=MINATAR, source={"kind": "random weights"}, **info))
+    spec = network_spec(DQNConfig.for_env(MINATAR, spiking=SpikingConfig(timesteps=8)), (4, 10, 10), 3)
+    net = QNetwork(spec)
+    net.calibrate(stats.observations.float(), 0.1)
+    out["minatar-dsqn"].mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out["minatar-dsqn"] / "checkpoint.safetensors",
+                    {f"online.{k}": v for k, v in net.state_dict().items()},
+                    {"kind": "dsqn", "network": spec.to_dict(), "env_id": MINATAR})
+    for n in out:
+        (runs / f"{n}.done").write_text("")
+    return out
 
 
 def train(runs: Path) -> dict[str, Path]:
@@ -93,13 +141,33 @@ def export_cli(run: Path, path: Path) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def peer(python: str, sim: str, graph: Path, inputs: Path, timesteps: int, constant: bool, dt: float) -> dict:
+def peer(python: str, sim: str, graph: Path, inputs: Path, timesteps: int, constant: bool, dt: float,
+         unbatched: bool) -> dict:
     cmd = [python, str(HERE / "peer_nir.py"), "run", "--graph", str(graph), "--inputs", str(inputs), "--timesteps",
-           str(timesteps), "--simulator", sim, "--dt", str(dt)] + (["--constant"] if constant else [])
+           str(timesteps), "--simulator", sim, "--dt", str(dt)] + (["--constant"] if constant else []) + \
+        (["--unbatched"] if unbatched else [])
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if res.returncode != 0:
         return {"simulator": sim, "error": (res.stderr.strip().splitlines() or ["failed"])[-1][:300]}
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def random_play_frames(env: str, frames: int, seed: int):
+    """``frames`` observations of uniformly random play (the random-weight networks' frames: their own
+    play ends within a few steps)."""
+    from spikeverse.envs import make
+    import numpy as np
+
+    rng, out = np.random.default_rng(seed), []
+    e = make(env, training=False)
+    obs, _ = e.reset(seed=seed)
+    while len(out) < frames:
+        out.append(obs)
+        obs, _, term, trunc, _ = e.step(int(rng.integers(e.action_space.n)))
+        if term or trunc:
+            obs, _ = e.reset(seed=int(rng.integers(2**31)))
+    e.close()
+    return np.stack(out)
 
 
 def measure(name: str, run: Path, runs: Path, peer_python: str | None, frames: int) -> dict:
@@ -114,22 +182,31 @@ def measure(name: str, run: Path, runs: Path, peer_python: str | None, frames: i
     export = export_cli(run, path)
     agent, meta = load_policy(run)
     env = meta["env_id"]
-    obs = torch.as_tensor(own_play_frames(agent, env, frames, seed=1))
+    trained = name not in RANDOM_MINATAR
+    obs = torch.as_tensor(own_play_frames(agent, env, frames, seed=1) if trained else
+                          random_play_frames(env, frames, seed=1))
     own, alone = load(path), load(path, semantics="nir")
-    x, constant = own.encode(obs)  # one input for all: Poisson draws included
     if hasattr(agent, "reset_generator"):
-        agent.reset_generator()  # its own Poisson draws: the same stream, the same shape
+        agent.reset_generator()  # its own Poisson draws: the same stream, in the same chunks, as own.encode's
+    xs, q_agent, sums = [], [], {"spikeverse": [], "nir": []}
     with torch.no_grad():
-        q_agent = agent.q_values(obs).float()
-        sums = {"spikeverse": own.network.run(x, own.timesteps, constant).sum(0),
-                "nir": alone.network.run(x, alone.timesteps, constant).sum(0)}
+        for i in range(0, len(obs), CHUNK):
+            x, constant = own.encode(obs[i:i + CHUNK])  # one input for all simulators: Poisson draws included
+            xs.append(x)
+            q_agent.append(agent.q_values(obs[i:i + CHUNK]).float())
+            for k, p in (("spikeverse", own), ("nir", alone)):
+                sums[k].append(p.network.run(x, p.timesteps, constant).sum(0))
+    x = torch.cat(xs, 0 if constant else 1)
+    q_agent, sums = torch.cat(q_agent), {k: torch.cat(v) for k, v in sums.items()}
     act = {"agent": q_agent.argmax(-1), **{k: own.q_from_sums(v).argmax(-1) for k, v in sums.items()}}
     agree = lambda a, b: round(float((a == b).double().mean()), 4)  # noqa: E731
     row = {"agent": name, "env_id": env, "kind": export["agent"], "timesteps": export["timesteps"],
            "nodes": export["nodes"], "differs": export["differs"], "export_check": export["checks"],
-           "frames": int(len(obs)), "round_trip_agreement": agree(act["spikeverse"], act["agent"]),
+           "frames": int(len(obs)), "frames_from": "own play" if trained else "random play",
+           "round_trip_agreement": agree(act["spikeverse"], act["agent"]),
            "round_trip_max_abs_dq": float((own.q_from_sums(sums["spikeverse"]) - q_agent).abs().max()),
-           "nir_semantics_agreement": agree(act["nir"], act["agent"]), "consumers": {}}
+           "nir_semantics_agreement": agree(act["nir"], act["agent"]), "consumers": {},
+           "unbatched": "Flatten" in export["nodes"].values()}
     if peer_python:
         with tempfile.TemporaryDirectory() as tmp:
             inputs = Path(tmp) / "inputs.npy"
@@ -137,7 +214,7 @@ def measure(name: str, run: Path, runs: Path, peer_python: str | None, frames: i
 
             np.save(inputs, x.double().cpu().numpy())
             for sim in CONSUMERS:
-                res = peer(peer_python, sim, path, inputs, own.timesteps, constant, own.dt)
+                res = peer(peer_python, sim, path, inputs, own.timesteps, constant, own.dt, row["unbatched"])
                 entry = {"simulator": res.get("simulator", sim), "notes": res.get("notes", [])}
                 if "error" in res:
                     entry["error"] = res["error"]
@@ -148,8 +225,13 @@ def measure(name: str, run: Path, runs: Path, peer_python: str | None, frames: i
                                  agreement_with_resimulation=agree(a, act["nir"]),
                                  max_abs_sum_difference_vs_resimulation=float((s - sums["nir"]).abs().max()))
                 row["consumers"][sim] = entry
+    if not trained:  # a random network's score says nothing
+        row["play"] = None
+        return row
     play = {}
     for label, policy in (("agent", agent), ("nir_semantics", alone)):
+        if hasattr(policy, "reset_generator"):  # Poisson input: both play from the same random stream
+            policy.reset_generator()
         res = evaluate(policy, env, episodes=PLAY_EPISODES, seed=0, progress=False)
         play[label] = {"mean": round(res.mean, 2), "std": round(res.std, 2)}
     row["play"] = {"episodes": PLAY_EPISODES, "epsilon": 0.05, **play}
@@ -176,17 +258,17 @@ def _pct(x) -> str:
 def render(d: dict) -> str:
     lines = ["# NIR export: spikeverse's agents in other simulators", "",
              f"`{d['command']}`", "",
-             f"Seed {d['seed']} for every agent (defaults, untuned seed). Agreement: fraction of {d['frames']} frames of "
-             "each agent's own play (4 episodes, epsilon 0.05, seed 1) on which two simulations take the same greedy "
-             "action, all fed the same input per step. *Round trip*: the .nir file under spikeverse's semantics "
+             f"Seed {d['seed']} for every agent (defaults, untuned seed). Agreement: fraction of up to {d['frames']} "
+             "frames of each agent's own play (4 episodes, epsilon 0.05, seed 1; the random-weight networks: random "
+             "play) on which two simulations take the same greedy action, all fed the same input per step. *Round trip*: the .nir file under spikeverse's semantics "
              "(node metadata). *Graph alone*: spikeverse's re-simulation under NIR's semantics (reset to v_reset, "
              "start at rest, v > v_threshold). snnTorch and Norse: their own NIR importers (Norse with dt = "
              f"{d['dt']:g}). Versions: {', '.join(f'{k} {v}' for k, v in d['versions'].items() if k != 'peer')}"
              + (f"; peer venv {', '.join(f'{k} {v}' for k, v in d['versions']['peer'].items())}"
                 if "peer" in d["versions"] else "") + ".", "",
-             "| agent | T | round trip | graph alone vs agent | snnTorch vs agent | snnTorch vs graph alone | "
+             "| agent | T | frames | round trip | graph alone vs agent | snnTorch vs agent | snnTorch vs graph alone | "
              "Norse vs agent | Norse vs graph alone | play: agent | play: graph alone |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in d["rows"]:
         cells = []
         for sim in ("snntorch", "norse"):
@@ -198,16 +280,24 @@ def render(d: dict) -> str:
             else:
                 cells += [_pct(c["agreement_with_agent"]), _pct(c["agreement_with_resimulation"])]
         p = r["play"]
-        lines.append(f"| {r['agent']} ({d['labels'][r['agent']]}) | {r['timesteps']} | {_pct(r['round_trip_agreement'])} | "
-                     f"{_pct(r['nir_semantics_agreement'])} | " + " | ".join(cells) +
-                     f" | {p['agent']['mean']:.1f} | {p['nir_semantics']['mean']:.1f} |")
-    lines += ["", "Largest Q-value difference of the round trip, and the export's own check (1,000 frames of its "
+        play = f"{p['agent']['mean']:.1f} | {p['nir_semantics']['mean']:.1f}" if p else "- | -"
+        lines.append(f"| {r['agent']} ({d['labels'][r['agent']]}) | {r['timesteps']} | {r['frames']} | "
+                     f"{_pct(r['round_trip_agreement'])} | {_pct(r['nir_semantics_agreement'])} | " + " | ".join(cells) +
+                     f" | {play} |")
+    lines += ["", f"Play: mean score over {PLAY_EPISODES} episodes of the evaluation protocol (epsilon 0.05, seed 0) of "
+                  "the agent and of the graph alone under NIR's semantics.",
+              "", "Largest Q-value difference of the round trip, and the export's own check (1,000 frames of its "
               "own play, seed 0):", "", "| agent | round trip max abs dQ | export check: round trip | export check: "
               "graph alone |", "|---|---|---|---|"]
     for r in d["rows"]:
         c = r["export_check"]
         lines.append(f"| {r['agent']} | {r['round_trip_max_abs_dq']:.2g} | {_pct(c.get('round_trip_agreement'))} "
                      f"({c.get('frames')} frames) | {_pct(c.get('nir_semantics_agreement'))} |")
+    unbatched = [r["agent"] for r in d["rows"] if r.get("unbatched")]
+    if unbatched:
+        lines += ["", f"{', '.join(unbatched)}: run by snnTorch and Norse one observation at a time (their importers "
+                      "map NIR's Flatten, whose dims exclude the batch, to torch.nn.Flatten(0, -1), which flattens a "
+                      "batch along with the rest)."]
     errors = [(r["agent"], sim, c["error"]) for r in d["rows"] for sim, c in r["consumers"].items() if "error" in c]
     if errors:
         lines += ["", "Refused by the importer:", ""]
@@ -235,7 +325,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--peer-python", default=None)
     ap.add_argument("--frames", type=int, default=FRAMES)
-    ap.add_argument("--agents", nargs="*", default=list(AGENTS))
+    ap.add_argument("--agents", nargs="*", default=[*AGENTS, *RANDOM_MINATAR])
     ap.add_argument("--report", action="store_true")
     args = ap.parse_args()
     if args.report:
@@ -243,7 +333,7 @@ def main() -> None:
         return
     runs = RUNS / NAME
     runs.mkdir(parents=True, exist_ok=True)
-    dirs = train(runs)
+    dirs = {**train(runs), **random_minatar(runs)}
     rows = []
     for name in args.agents:
         unit = runs / f"{name}.json"
@@ -260,7 +350,8 @@ def main() -> None:
     command = "python benchmarks/nir_consumers.py" + (" --peer-python PEER" if args.peer_python else "") + \
         (f" --frames {args.frames}" if args.frames != FRAMES else "")
     data = {"benchmark": NAME, "command": command, "seed": SEED, "frames": args.frames, "dt": DT,
-            "labels": {k: v[0] for k, v in AGENTS.items()}, "versions": _versions(args.peer_python), "rows": rows}
+            "labels": {**{k: v[0] for k, v in AGENTS.items()}, **RANDOM_MINATAR},
+            "versions": _versions(args.peer_python), "rows": rows}
     write_report(NAME, data, render)
     print(f"wrote results/{NAME}.json and .md")
 

@@ -4,7 +4,10 @@ needed there).
 
 ``run``: import a NIR graph (``--graph``) with ``--simulator``'s own importer and run it on the
 inputs of every step (``--inputs``, a .npy array [T, B, ...], or [B, ...] the same at every step
-with ``--constant``) for ``--timesteps`` steps; prints one JSON line {"simulator", "sums": the
+with ``--constant``) for ``--timesteps`` steps, the whole batch at once or, with ``--unbatched``,
+one observation at a time without a batch dimension (both importers map NIR's Flatten, whose
+dims exclude the batch, to ``torch.nn.Flatten(start_dim, end_dim)`` on the tensor as given, so a
+batch is flattened with the rest); prints one JSON line {"simulator", "sums": the
 Output's signal summed over the steps [B, A], "notes": the importer's warnings}, or
 {"simulator", "error"} when the importer refuses the graph.
 
@@ -114,6 +117,7 @@ def main() -> None:
     run.add_argument("--constant", action="store_true")
     run.add_argument("--simulator", choices=sorted(SIMULATORS), required=True)
     run.add_argument("--dt", type=float, default=1e-4)
+    run.add_argument("--unbatched", action="store_true")
     fix = sub.add_parser("fixture")
     fix.add_argument("folder")
     args = ap.parse_args()
@@ -128,7 +132,12 @@ def main() -> None:
     try:
         graph = nir.read(args.graph)
         x = torch.as_tensor(np.load(args.inputs)).float()
-        total = SIMULATORS[args.simulator](graph, x, args.timesteps, args.constant, args.dt, notes)
+        run = SIMULATORS[args.simulator]
+        if args.unbatched:  # sample b: x[b] every step, or x[:, b] at step t
+            total = torch.stack([run(graph, x[b] if args.constant else x[:, b], args.timesteps, args.constant,
+                                     args.dt, notes) for b in range(x.shape[0 if args.constant else 1])])
+        else:
+            total = run(graph, x, args.timesteps, args.constant, args.dt, notes)
         out["sums"] = total.double().tolist()
     except Exception as e:  # the importer refusing the graph is a result, reported as such
         out["error"] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
