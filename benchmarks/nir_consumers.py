@@ -260,7 +260,8 @@ def render(d: dict) -> str:
              f"`{d['command']}`", "",
              f"Seed {d['seed']} for every agent (defaults, untuned seed). Agreement: fraction of up to {d['frames']} "
              "frames of each agent's own play (4 episodes, epsilon 0.05, seed 1; the random-weight networks: random "
-             "play) on which two simulations take the same greedy action, all fed the same input per step. *Round trip*: the .nir file under spikeverse's semantics "
+             "play) on which two simulations take the same greedy action, all fed the same input per step. "
+             "*Round trip*: the .nir file under spikeverse's semantics "
              "(node metadata). *Graph alone*: spikeverse's re-simulation under NIR's semantics (reset to v_reset, "
              "start at rest, v > v_threshold). snnTorch and Norse: their own NIR importers (Norse with dt = "
              f"{d['dt']:g}). Versions: {', '.join(f'{k} {v}' for k, v in d['versions'].items() if k != 'peer')}"

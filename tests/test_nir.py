@@ -98,7 +98,7 @@ def test_converted_snns_round_trip(tmp_path, method, readout):
     assert first.v_reset.max() == 0 and first.v_threshold.min() == 1
     md = graph.metadata
     assert md["producer"] == "spikeverse" and md["env_id"] == "CartPole-v1" and md["timesteps"] == 16
-    assert md["dt"] == DT
+    assert md["dt"] == DT and md["reset"] == ("hard" if method == "naive" else "subtract")
     if neuron == "IF":  # one Euler step of dv/dt = R I at dt adds the input current
         assert np.allclose(first.r * DT, 1.0)
         assert first.metadata["spikeverse_reset"] == "subtract"
@@ -301,6 +301,7 @@ def test_bad_input_is_one_line_and_leaves_no_file(tmp_path, capsys):
     _one_line_error(capsys, "export", d, "--out", tmp_path / "x.h5", match="ends in .nir")
     _one_line_error(capsys, "export", tmp_path / "nothing", "--out", out, match="no run directory")
     _one_line_error(capsys, "export", d, "--out", out, "--check-frames", -1, match="--check-frames")
+    _one_line_error(capsys, "export", d, "--out", out, "--check-frames", 0, "--seed", 3, match="--seed applies")
     assert not out.exists() and not list(tmp_path.glob(".x.nir*"))
     _one_line_error(capsys, "evaluate", d, "--env", "CartPole-v1", match="--env applies to .nir files only")
     (tmp_path / "junk.nir").write_bytes(os.urandom(2048))
@@ -386,7 +387,8 @@ def _peer_simulators() -> list[tuple[str, str]]:
     return out
 
 
-@pytest.mark.skipif(not _peer_simulators(), reason="neither snnTorch nor Norse importable (set SPIKEVERSE_NIR_PEER_PYTHON)")
+@pytest.mark.skipif(not _peer_simulators(),
+                    reason="neither snnTorch nor Norse importable (set SPIKEVERSE_NIR_PEER_PYTHON)")
 def test_other_simulators_run_our_graphs_as_the_hard_reset_re_simulation(tmp_path):
     """snnTorch's and Norse's own NIR importers on our files: where they import the graph, their
     output sums equal spikeverse's re-simulation of the graph alone (semantics "nir")."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -19,7 +20,7 @@ def export(
     fmt: str = typer.Option("nir", "--format", help="Export format: nir (the Neuromorphic Intermediate Representation, HDF5)."),
     out: Path = typer.Option(..., "--out", help="The .nir file to write (atomically; an existing one is replaced)."),
     check_frames: int = typer.Option(1000, "--check-frames", help="Frames of the agent's own play on which the graph's agreement with the agent is measured and stored in its metadata (0: no check)."),
-    seed: int = typer.Option(0, help="Seed of the check's episodes."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the check's episodes (default 0).", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Export a spiking agent as a NIR graph (what NIR cannot express: warnings, and graph metadata)."""
@@ -27,7 +28,9 @@ def export(
 
     if fmt not in FORMATS:
         raise SpikeverseError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-    report = export_nir(run_dir, out, check_frames=check_frames, seed=seed)
+    if seed is not None and check_frames == 0:
+        raise SpikeverseError("--seed applies to the check only; it does nothing with --check-frames 0")
+    report = export_nir(run_dir, out, check_frames=check_frames, seed=0 if seed is None else seed)
     for line in report["differs"]:
         typer.echo(f"warning: {line}", err=True)
     checks = report["checks"]

@@ -144,7 +144,8 @@ def snn_graph(snn: SpikingQNetwork, meta: dict[str, Any]) -> tuple[nir.NIRGraph,
         runner.append("early decision: spikeverse stops a window once its argmax is settled; the graph runs the "
                       "full window, whose decision is the same")
     info = AgentInfo(timesteps=T, dt=DT, encoding=encoding, encoding_params=enc_params, readout=readout,
-                     readout_params=params, env_id=meta.get("env_id"), agent="snn",
+                     readout_params=params, reset="subtract" if snn.neuron == "if" else "hard",
+                     env_id=meta.get("env_id"), agent="snn",
                      observation_shape=list(snn.input_shape), observation_scale=scale, differs=differs,
                      runner=runner, extra=dict(method=meta.get("method"), readout=snn.readout, neuron=snn.neuron,
                                 early_decision=snn.early_decision, source=meta.get("source")))
@@ -187,7 +188,8 @@ def dsqn_graph(net: QNetwork, meta: dict[str, Any]) -> tuple[nir.NIRGraph, Agent
     runner += [f"T = {T} steps per decision, dt = {DT:g} (one spikeverse step per dt)",
               "readout: Q = (1/T) sum_t of the head's output, the non-spiking read-out W (1/T) sum_t S_t + b of "
               "seed 003 (readout mean; the graph's Output is the head's output at each step)"]
-    info = AgentInfo(timesteps=T, dt=DT, readout="mean", env_id=meta.get("env_id"), agent="dsqn",
+    info = AgentInfo(timesteps=T, dt=DT, readout="mean", reset="hard" if sp.reset == "hard" else "subtract",
+                     env_id=meta.get("env_id"), agent="dsqn",
                      observation_shape=list(spec.obs_shape), observation_scale=float(spec.obs_scale),
                      differs=differs, runner=runner,
                      extra=dict(arch=spec.arch, tau=sp.tau, v_th=sp.v_th, reset=sp.reset, dueling=spec.dueling,

@@ -67,7 +67,7 @@ def cartpole_graph(policy: SNNPolicy, meta: dict[str, Any]) -> tuple[nir.NIRGrap
     info = AgentInfo(
         timesteps=net.window, dt=DT, encoding="gaussian_regular",
         encoding_params=dict(n=net.n_per_var, low=list(cp.LOW), high=list(cp.HIGH), per_step=per_step),
-        readout="sum", dtype="float64", env_id=meta.get("env_id", cp.ENV_ID), agent=cp.KIND,
+        readout="sum", dtype="float64", reset="hard", env_id=meta.get("env_id", cp.ENV_ID), agent=cp.KIND,
         observation_shape=[4], differs=[SPIKE_TEST],
         runner=_runner(f"input: each of the 4 observations by {net.n_per_var} Gaussian receptive fields over "
                        f"[{', '.join(f'{v:g}' for v in cp.LOW)}] .. [{', '.join(f'{v:g}' for v in cp.HIGH)}], "
@@ -99,10 +99,11 @@ def mountaincar_graph(policy: MountainCarPolicy, meta: dict[str, Any]) -> tuple[
     info = AgentInfo(
         timesteps=T, dt=DT, encoding="bins_periodic",
         encoding_params=dict(bins=net.bins, low=list(mc.LOW), high=list(mc.HIGH), period=net.input_period_steps),
-        readout="sum", ties=tie, q_values="one_hot", dtype="float64", env_id=meta.get("env_id", mc.ENV_ID),
+        readout="sum", ties=tie, q_values="one_hot", dtype="float64", reset="hard",
+        env_id=meta.get("env_id", mc.ENV_ID),
         agent=mc.KIND, observation_shape=[2], differs=[SPIKE_TEST],
-        runner=_runner(f"input: position and velocity each in {net.bins} one-hot bins, the active input firing at "
-                       f"every {net.input_period_steps}. step from the first (encoding bins_periodic)", T, net.dt,
+        runner=_runner(f"input: position and velocity each in {net.bins} one-hot bins, the active inputs firing at "
+                       f"steps 0, p, 2p, ... with p = {net.input_period_steps} (encoding bins_periodic)", T, net.dt,
                        f"readout: action = the output with most spikes over the window, ties to the "
                        f"{net.tie} (readout sum, ties {tie}, Q one-hot)"),
         extra=dict(network=net.to_dict()))

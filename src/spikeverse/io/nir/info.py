@@ -11,6 +11,8 @@ may rely on metadata; the graph alone must run):
   Q = (V(0) + sum_t y_t) / (T V_thr) (a converted SNN's robust readout, seed 001 eq. 17, of an
   output layer reset by subtraction); ``ties`` (``first`` or ``last`` maximal action) and
   ``q_values`` (``readout``, or ``one_hot`` of the chosen action);
+- ``reset``: the reset of the agent's neurons, ``hard`` or ``subtract`` (per node: the node
+  metadata of ``io.nir.nodes``);
 - ``env_id``, ``agent`` (the checkpoint kind), ``observation_shape``, ``observation_scale`` (the
   factor the network multiplies raw observations by, e.g. 1/255 for uint8 frames, folded into
   the first layer's weights: the graph takes the env's raw observations), ``dtype`` of the
@@ -56,6 +58,7 @@ class AgentInfo:
     ties: str = "first"
     q_values: str = "readout"
     dtype: str = "float32"
+    reset: str | None = None
     env_id: str | None = None
     agent: str | None = None
     observation_shape: list[int] | None = None
@@ -69,12 +72,13 @@ class AgentInfo:
     def __post_init__(self) -> None:
         for name, value, allowed in (("encoding", self.encoding, ENCODINGS), ("readout", self.readout, READOUTS),
                                      ("ties", self.ties, TIES), ("q_values", self.q_values, Q_VALUES),
-                                     ("dtype", self.dtype, DTYPES)):
+                                     ("dtype", self.dtype, DTYPES), ("reset", self.reset, (None, "hard", "subtract"))):
             if value not in allowed:
                 raise SpikeverseError(f"graph metadata {name}={value!r} is not one spikeverse runs "
                                       f"(choose from {', '.join(allowed)})")
         if self.ties == "last" and self.q_values != "one_hot":
-            raise SpikeverseError("graph metadata ties='last' needs q_values='one_hot' (an argmax takes the first maximum)")
+            raise SpikeverseError("graph metadata ties='last' needs q_values='one_hot' (an argmax takes the first "
+                                  "maximum)")
         if self.timesteps is not None and (int(self.timesteps) != self.timesteps or self.timesteps < 1):
             raise SpikeverseError(f"graph metadata timesteps={self.timesteps!r} must be an integer >= 1")
         if self.dt is not None and not (np.isfinite(self.dt) and self.dt > 0):

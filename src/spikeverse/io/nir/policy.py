@@ -123,7 +123,8 @@ class NIRPolicy:
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(obs) if not isinstance(obs, torch.Tensor) else obs).to(self.device)
         if self.observation_shape is not None and tuple(x.shape[1:]) != self.observation_shape:
-            raise SpikeverseError(f"observations of shape {tuple(x.shape[1:])}, the graph takes {self.observation_shape}")
+            raise SpikeverseError(f"observations of shape {tuple(x.shape[1:])}, the graph takes "
+                                  f"{self.observation_shape}")
         inp, constant = self.encode(x)
         return self.q_from_sums(self.network.run(inp, self.timesteps, constant).sum(0))
 

@@ -153,7 +153,8 @@ def _stateless(name: str, node: nir.NIRNode, dtype, device) -> _Stateless:
     if isinstance(node, (nir.Affine, nir.Linear)):
         w = np.asarray(node.weight)
         if w.ndim != 2:
-            raise SpikeverseError(f"node '{name}' ({kind}) has a weight of shape {w.shape}; only 2-d weights are supported")
+            raise SpikeverseError(f"node '{name}' ({kind}) has a weight of shape {w.shape}; only 2-d weights are "
+                                  "supported")
         W, b = t(w), (t(node.bias) if isinstance(node, nir.Affine) else None)
         return _Stateless(lambda x: F.linear(x, W, b))
     if isinstance(node, nir.Scale):
