@@ -422,3 +422,18 @@ def test_other_simulators_run_our_graphs_as_the_hard_reset_re_simulation(tmp_pat
             torch.testing.assert_close(torch.tensor(res["sums"], dtype=torch.float64), expected, atol=1e-4, rtol=1e-5)
             ran += 1
     assert ran > 0
+
+
+@pytest.mark.skipif(not any(sim == "snntorch" for _, sim in _peer_simulators()),
+                    reason="snnTorch not importable (set SPIKEVERSE_NIR_PEER_PYTHON)")
+def test_a_fresh_snntorch_export_loads_and_reproduces_snntorch(tmp_path):
+    """snnTorch exports its network now (benchmarks/peer_nir.py fixture) and spikeverse's loader
+    gives snnTorch's own spike counts."""
+    import subprocess
+
+    python = next(p for p, sim in _peer_simulators() if sim == "snntorch")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "peer_nir.py"
+    subprocess.run([python, str(script), "fixture", str(tmp_path)], check=True, capture_output=True)
+    expected = json.loads((tmp_path / "snntorch_leaky.json").read_text())
+    policy = load(tmp_path / "snntorch_leaky.nir", timesteps=expected["timesteps"])
+    assert policy.q_values(torch.tensor(expected["inputs"])).tolist() == expected["spike_counts"]
