@@ -288,6 +288,18 @@ ROWS = [
     ("evolve --method es --env CartPole-v1 --population 2 --generations 1 --out {ga}", "not an ES run"),
     ("evolve --method es --env CartPole-v1 --population 2 --generations 1 --out {badcfg}", "config.yaml is corrupted"),
     ("evolve --population 6 --generations 1 --out {ga}", "another evolve run"),
+    # export (NIR) and evaluating a .nir file
+    ("export {snn} --out {out}", "ends in .nir"),
+    ("export {snn} --format onnx --out {out}/a.nir", "unknown export format"),
+    ("export {snn} --out {out}/a.nir --check-frames -1", "--check-frames"),
+    ("export {dqn} --out {out}/a.nir", "convert it first"),
+    ("export {tab} --out {out}/a.nir", "a 'tabular' agent has no NIR export"),
+    ("export {corrupt} --out {out}/a.nir", "truncated or corrupted"),
+    ("export {nan_ckpt} --out {out}/a.nir", "NaN"),
+    ("export {out} --out {out}/a.nir", "no run directory"),
+    ("evaluate {dqn} --env CartPole-v1", "--env applies to .nir files only"),
+    ("evaluate {snn} --semantics nir", "--semantics applies to .nir files only"),
+    ("evaluate {out}/a.nir", "no NIR file"),
     # plot
     ("plot {out}", "no run"),
     ("plot {badcfg}", "config.yaml is corrupted"),

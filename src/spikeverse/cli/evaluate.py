@@ -13,7 +13,7 @@ from spikeverse.cli.app import app
 
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run directory written by spikeverse train/convert."),
+    run_dir: Path = typer.Argument(..., help="A run directory written by spikeverse train/convert/evolve, or a .nir graph (spikeverse export, or another tool's)."),
     episodes: int = typer.Option(10, help="Number of episodes (seed 001 tables: 50)."),
     epsilon: float = typer.Option(0.05, help="Epsilon of the epsilon-greedy evaluation policy."),
     noop_max: int = typer.Option(30, help="Up to this many random no-ops at the start (games with a no-op)."),
@@ -25,6 +25,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     timesteps: Optional[int] = typer.Option(None, help="Spiking agents (converted SNN, DSQN): simulation steps T per decision (default: as saved)."),
     readout: Optional[str] = typer.Option(None, help="Converted SNNs: count, rate, robust or membrane (default: as saved)."),
+    env: Optional[str] = typer.Option(None, "--env", help=".nir files: the environment (default: the one in the graph's metadata)."),
+    semantics: Optional[str] = typer.Option(None, "--semantics", help=".nir files: spikeverse (the exported neurons' own reset and start, from the metadata; default) or nir (the graph alone: hard reset, start at rest, v > v_threshold)."),
 ) -> None:
     """Evaluate a trained agent: mean, std and per-episode full-game scores."""
     from spikeverse.agents import load_policy
@@ -32,7 +34,7 @@ def evaluate(
     from spikeverse.device import resolve_device
 
     dev = resolve_device(device)
-    policy, meta = load_policy(run_dir, dev)
+    policy, meta = load_policy(run_dir, dev, env_id=env, semantics=semantics)
     report = run_report(run_dir, policy, meta, device=dev, timesteps=timesteps, readout=readout, episodes=episodes,
                         epsilon=epsilon, noop_max=noop_max, max_episode_steps=max_episode_steps, seed=seed,
                         num_envs=num_envs, progress=progress)

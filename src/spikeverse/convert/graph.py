@@ -174,7 +174,7 @@ def _fold_input_scale(layers: list[nn.Module], scale: float) -> None:
         first.weight.mul_(scale)
 
 
-def _copy_linear(m: nn.Module, name: str) -> nn.Linear:
+def plain_linear(m: nn.Module, name: str) -> nn.Linear:
     """A plain Linear with the (mean) weights of ``m``; noisy layers must be in eval mode."""
     if isinstance(m, NoisyLinear):
         if m.training:
@@ -211,7 +211,7 @@ def _copy_plain(name: str, m: nn.Module) -> nn.Module | None:
     if isinstance(m, _IDENTITY):
         return None
     if isinstance(m, (nn.Linear, NoisyLinear)):
-        return _copy_linear(m, name)
+        return plain_linear(m, name)
     if isinstance(m, nn.Conv2d):
         c = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
                       m.groups, True, m.padding_mode)
@@ -245,8 +245,8 @@ def from_module(net: nn.Module, input_shape: Sequence[int] | None = None, obs_sc
             raise SpikeverseError(f"cannot convert the C51 head 'advantage' ({spec.atoms} atoms per action with "
                                   "a softmax over atoms): it is not a linear map to Q-values")
         layers = [c for n, m in _leaves(net.torso, "torso") if (c := _copy_plain(n, m)) is not None]
-        adv = _copy_linear(net.advantage, "advantage")
-        head = fold_dueling(_copy_linear(net.value, "value"), adv) if net.value is not None else adv
+        adv = plain_linear(net.advantage, "advantage")
+        head = fold_dueling(plain_linear(net.value, "value"), adv) if net.value is not None else adv
         layers.append(head)
         scale = spec.obs_scale if obs_scale is None else obs_scale
         shape = spec.obs_shape if input_shape is None else input_shape

@@ -48,6 +48,7 @@ from torch import nn
 from spikeverse.convert.graph import FlatQNetwork
 from spikeverse.errors import SpikeverseError
 from spikeverse.snn.cost import ENERGY_CONVENTION, CallCost, CostMeter, describe_layers, energy_uj  # noqa: F401
+from spikeverse.snn.encoders import signed_poisson
 from spikeverse.snn.neurons import IFNeuron, LIFNeuron
 from spikeverse.snn.simulate import WindowRecord, check_timesteps, run_window, synaptic_ops  # noqa: F401
 
@@ -191,9 +192,7 @@ class SpikingQNetwork(nn.Module):
         """Poisson input [steps, B, ...]: x_max sign(x) [u < |x| / x_max] (mean x); seeded once."""
         if self._generator is None or self._generator.device != x.device:
             self._generator = torch.Generator(device=x.device).manual_seed(self.seed)
-        u = torch.rand((steps, *x.shape), generator=self._generator, device=x.device)
-        p = (x.abs() / self.input_scale).clamp(max=1.0)
-        return (u < p).to(x.dtype) * torch.sign(x) * self.input_scale
+        return signed_poisson(x, steps, self.input_scale, self._generator)
 
     def reset_generator(self) -> None:
         """Start the Poisson input's random stream again from ``seed``."""

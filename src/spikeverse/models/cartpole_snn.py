@@ -51,7 +51,7 @@ from spikeverse.errors import SpikeverseError, require_all
 from spikeverse.io.checkpoint import load_checkpoint, save_checkpoint
 from spikeverse.models.genome import genome_matrix
 from spikeverse.runtime import derive_seed, quantize, single_thread
-from spikeverse.snn.encoders import gaussian_code
+from spikeverse.snn.encoders import gaussian_code, regular_spikes
 from spikeverse.snn.neurons import lif_step
 
 ENV_ID = "CartPole-v1"
@@ -93,6 +93,11 @@ class CartPoleSNN:
     @property
     def n_inputs(self) -> int:
         return 4 * self.n_per_var
+
+    @property
+    def input_per_step(self) -> float:
+        """Spikes per step of an input neuron at a receptive field's centre, input_rate dt / 1000."""
+        return self.input_rate * self.dt / 1000.0
 
     @property
     def n_motor(self) -> int:
@@ -138,10 +143,8 @@ class CartPoleSNN:
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).to(_DTYPE)
         if x.ndim != 2 or x.shape[1] != 4:
             raise SpikeverseError(f"CartPole observations are [B, 4], got shape {tuple(x.shape)}")
-        p = gaussian_code(x, self.n_per_var, LOW, HIGH) * (self.input_rate * self.dt / 1000.0)  # [B, 80]
-        t = torch.arange(self.window + 1, dtype=_DTYPE)
-        count = torch.floor(t[None, :, None] * p[:, None, :])  # spikes up to step t, [B, T + 1, 80]
-        return count[:, 1:] - count[:, :-1]
+        p = gaussian_code(x, self.n_per_var, LOW, HIGH) * self.input_per_step  # [B, 80]
+        return regular_spikes(p, self.window).movedim(0, 1)
 
     def _lif(self, current: Tensor) -> Tensor:
         """LIF neurons from rest under input charges [B, T, N] per step -> spikes [B, T, N]: the

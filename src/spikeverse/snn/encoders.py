@@ -2,7 +2,10 @@
 
 - :func:`analog`: the input itself as a constant current at every step (seed 001).
 - :func:`poisson`: Bernoulli spikes with probability clip(gain * x, 0, 1) per step (seed 000's
-  Poisson rate coding; gain = max_rate * dt).
+  Poisson rate coding; gain = max_rate * dt); :func:`signed_poisson`: spikes of +-x_max with
+  probability |x| / x_max (a converted SNN's Poisson input, mean x).
+- :func:`regular_spikes`: a deterministic train at p spikes per step (the CartPole SNN's input);
+  :func:`periodic_spikes`: the input at every ``period``-th step from the first (Mountain Car's).
 - :func:`bin_code` / :func:`gaussian_code`: population coding of continuous variables, n neurons
   per variable over [low, high] (seed 002): a one-hot bin, or Gaussian receptive fields. These
   return per-neuron rates in [0, 1] of shape [..., D * n]; feed them to :func:`analog` (as a
@@ -76,6 +79,39 @@ def poisson(x: Tensor, timesteps: int, gain: float = 1.0,
     x = _float(x)
     p = (gain * x).clamp(0, 1)
     return (_uniform((int(timesteps), *x.shape), x, generator) < p).to(x.dtype)
+
+
+def signed_poisson(x: Tensor, timesteps: int, scale: float, generator: torch.Generator | None = None) -> Tensor:
+    """Signed rate coding [T, B, ...]: s_t = x_max sign(x) [u < |x| / x_max], u ~ U(0, 1) drawn
+    as float32 on x's device (x_max = ``scale``), so that the mean over the window is x for
+    |x| <= x_max (seed 000's Poisson input of a converted SNN, ``convert.spiking``)."""
+    _check_timesteps(timesteps)
+    u = torch.rand((int(timesteps), *x.shape), generator=generator, device=x.device)
+    p = (x.abs() / scale).clamp(max=1.0)
+    return (u < p).to(x.dtype) * torch.sign(x) * scale
+
+
+# --- deterministic spike trains ------------------------------------------------------------------
+
+def regular_spikes(p: Tensor, timesteps: int) -> Tensor:
+    """A regular train at ``p`` spikes per step (p in [0, 1]): [..., N] -> [T, ..., N], a spike at
+    step t = 1..T iff floor(t p) > floor((t - 1) p) (an integrate-and-fire accumulator started at
+    0 with threshold 1; the CartPole SNN's input, ``models.cartpole_snn``)."""
+    _check_timesteps(timesteps)
+    t = torch.arange(int(timesteps) + 1, dtype=p.dtype, device=p.device).view(-1, *([1] * p.dim()))
+    count = torch.floor(t * p)  # spikes up to step t
+    return count[1:] - count[:-1]
+
+
+def periodic_spikes(x: Tensor, timesteps: int, period: int) -> Tensor:
+    """x at steps k = 0, period, 2 period, ... of the window and 0 in between: [..., N] ->
+    [T, ..., N] (an active input neuron firing regularly from the first step; Mountain Car's
+    input, ``models.mountaincar_snn``)."""
+    _check_timesteps(timesteps)
+    if int(period) < 1:
+        raise SpikeverseError(f"a periodic spike train needs a period >= 1 step, got {period}")
+    fires = (torch.arange(int(timesteps), device=x.device) % int(period) == 0).to(x.dtype)
+    return fires.view(-1, *([1] * x.dim())) * x
 
 
 # --- population coding of continuous variables (seed 002) -------------------------------------
