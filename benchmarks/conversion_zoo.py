@@ -116,8 +116,8 @@ def _twin(snn_dir: Path, held: dict[str, torch.Tensor]) -> dict:
     snn, _ = load_snn(snn_dir)
     ann = load_ann(snn_dir)
     out = {"member": {}, "snn": {}}
+    twins = {t: rate_twin(snn, t) for t in TIMESTEPS}
     for name, obs in held.items():
-        twins = {t: rate_twin(snn, t) for t in TIMESTEPS}
         out["member"][name] = [round(agreement(twins[t], ann, obs), 5) for t in TIMESTEPS]
         row = []
         for t in TIMESTEPS:

@@ -36,6 +36,7 @@ from spikeverse.convert.graph import FlatQNetwork
 from spikeverse.convert.spiking import SpikingQNetwork
 from spikeverse.errors import SpikeverseError
 from spikeverse.progress import Progress
+from spikeverse.rl.evaluation import q_gaps
 from spikeverse.snn.neurons import IFNeuron
 
 
@@ -258,8 +259,7 @@ def check_margin_scale(name: str) -> str:
 
 def median_q_gap(q: torch.Tensor) -> torch.Tensor:
     """The median over states of Q(s, a1) - Q(s, a2), the best and second-best action's values."""
-    top = q.topk(min(2, q.shape[-1]), -1).values
-    return (top[:, 0] - top[:, -1]).median()
+    return q_gaps(q).median()
 
 
 def _split(n: int, validation: float, test: float, gen: torch.Generator) -> dict[str, torch.Tensor]:

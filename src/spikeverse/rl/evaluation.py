@@ -76,6 +76,12 @@ class EvalResult:
         return d
 
 
+def q_gaps(q: torch.Tensor) -> torch.Tensor:
+    """Q(s, a1) - Q(s, a2) per state: the best action's value minus the second best's."""
+    top = q.topk(min(2, q.shape[-1]), -1).values
+    return top[:, 0] - top[:, -1]
+
+
 GAP_EDGES = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, float("inf"))  # bins of the Q-gap over its median
 
 
@@ -215,8 +221,7 @@ def _play(runners: list[_Episode], policy: Policy, shadow: Policy | None, epsilo
             if shadow is not None:
                 q_shadow = shadow.q_values(obs.to(shadow.device)).float()
                 shadow_greedy = q_shadow.argmax(-1).cpu().numpy()
-                top = q_shadow.topk(min(2, q_shadow.shape[-1]), -1).values
-                gaps = (top[:, 0] - top[:, -1]).cpu().numpy()
+                gaps = q_gaps(q_shadow).cpu().numpy()
         still = []
         for i, r in enumerate(active):
             a = int(greedy[i])
