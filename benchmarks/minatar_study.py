@@ -1,7 +1,8 @@
 """The MinAtar study (issue 15): all five games x 3 seeds x {DQN, tan at T=500 with p = 99.9 and
 99.99 (seed 001), fast with auto T, DSQN at T=8 (seed 003)}, 2M training frames each, on
-`spikeverse study`. It runs for days on 2 cores, so it resumes: every call continues the study in
-benchmarks/runs/minatar_study/ (a cell in progress when a session ends resumes from its checkpoint)
+`spikeverse study`. It runs for days on 2 cores, across sessions and machines, so it resumes: every
+call continues the study in benchmarks/studies/minatar_study/, a folder kept in git (commit it: a
+cell in progress when a session ends resumes from its committed checkpoint on the next machine),
 and rewrites results/minatar_study.{json,md} from what has finished.
 
     python benchmarks/minatar_study.py --workers 2        # run or continue
@@ -17,9 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import yaml
-from _results import RESULTS, RUNS, rewrite_reports, write_report
+from _results import RESULTS, rewrite_reports, write_report
 
 NAME = "minatar_study"
 GAMES = ["MinAtar/Breakout", "MinAtar/SpaceInvaders", "MinAtar/Asterix", "MinAtar/Freeway", "MinAtar/Seaquest"]
@@ -27,7 +29,9 @@ PAPER_DQN_5M = {"MinAtar/Breakout": 10, "MinAtar/SpaceInvaders": 43, "MinAtar/As
                 "MinAtar/Seaquest": 20}
 STUDY = dict(envs=GAMES, seeds=[0, 1, 2], frames=2_000_000, episodes=50,
              agents=["dqn", {"tan": {"timesteps": 500, "percentiles": [99.9, 99.99]}}, {"fast": {"timesteps": "auto"}},
-                     {"dsqn": {"timesteps": 8}}])
+                     {"dsqn": {"timesteps": 8}}],
+             robustness=["gaussian:0.1,0.2", "occlusion-patch:2,4"])
+STUDIES = Path(__file__).parent / "studies"  # tracked in git, unlike runs/: the study outlives the machine
 
 
 def render(d: dict) -> str:
@@ -50,7 +54,7 @@ def main() -> None:
         return
     from spikeverse.cli.app import main as cli
 
-    out = RUNS / NAME
+    out = STUDIES / NAME
     out.mkdir(parents=True, exist_ok=True)
     (out.parent / f"{NAME}.yaml").write_text(yaml.safe_dump(STUDY, sort_keys=False))
     rc = cli(["study", str(out.parent / f"{NAME}.yaml"), "--out", str(out), "--resume", "--workers",

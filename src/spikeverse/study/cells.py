@@ -39,6 +39,8 @@ from spikeverse.study.robustness import run_robustness
 CELLS = "cells"  # STUDY/cells/: one JSON per finished cell, NAME.error.json per failed one
 PHASES = ("train", "convert", "evaluate", "robustness")
 RANDOM = "random"  # the evaluate cell of uniformly random actions: the DQN at epsilon 1
+EVAL_BATCH = 64  # evaluation episodes played side by side (one q_values call per step for all): a spiking
+# agent simulates its T steps for the whole batch at once; the scores do not depend on it (rl.evaluation)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def _evaluate(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
     d = run_dir(payload["out"], cell.env, cell.seed, "dqn" if cell.agent == RANDOM else cell.agent)
     policy, meta = load_policy(d, payload["device"])
     protocol = dict(episodes=payload["episodes"], seed=payload["eval_seed"], progress=False,
+                    num_envs=min(payload["episodes"], EVAL_BATCH),
                     epsilon=1.0 if cell.agent == RANDOM else payload["epsilon"])
     converted = meta.get("kind") == "snn"
     shadow = load_ann(d, payload["device"]) if converted else None
@@ -151,7 +154,8 @@ def _robustness(payload: dict[str, Any], cell: Cell) -> dict[str, Any]:
     dirs = [str(run_dir(payload["out"], cell.env, cell.seed, a)) for a in names]
     out = Path(payload["out"]) / "robustness" / env_slug(cell.env) / f"seed{cell.seed}"
     res = run_robustness(dirs, cell.env, payload["robustness"], out, episodes=payload["episodes"],
-                         seed=payload["eval_seed"], epsilon=payload["epsilon"], progress=False)
+                         seed=payload["eval_seed"], epsilon=payload["epsilon"], progress=False,
+                         num_envs=min(payload["episodes"], EVAL_BATCH))
     areas: dict[str, dict[str, float | None]] = {}
     for a in res["relative_auc"]:  # agent index -> {kind-mode: area under the relative-score curve}
         areas.setdefault(names[a["agent"]], {})[f"{a['kind']}-{a['mode']}"] = a["relative_auc"]
