@@ -31,16 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import RESULTS, RUNS, cli, load_unit, rewrite_reports, save_unit, write_report
+from _results import CONVERT_FLAGS, RESULTS, RUNS, cli, load_unit, rewrite_reports, save_unit, write_report
 
 NAME = "conversion_zoo"
 ZOO = RUNS / "zoo"
 TIMESTEPS = (4, 8, 16, 32)
 METHODS = ("tan", "fast", "fast-wide")  # spikeverse's; the peer's rows are method "spikingjelly"
-# each method's `spikeverse convert` flags; fast-wide: the fine-tune's frames also at epsilon 0.3 and 1 (other
-# episodes than the state sets', but the same two epsilons), its cross-entropy tempered at the median Q-gap
-CONVERT_FLAGS = {"tan": ["--method", "tan"], "fast": ["--method", "fast"],
-                 "fast-wide": ["--method", "fast", "--finetune-epsilons", "0.05,0.3,1", "--margin-scale", "gap"]}
+# each method's `spikeverse convert` flags: _results.CONVERT_FLAGS (fast-wide's epsilons 0.3 and 1 are the state
+# sets' too, in other episodes)
 PEER = "spikingjelly"
 PROFILE_T = 8  # the T of the disagreement profile's table
 STATES = 2_000

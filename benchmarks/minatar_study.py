@@ -6,6 +6,7 @@ cell in progress when a session ends resumes from its committed checkpoint on th
 and rewrites results/minatar_study.{json,md} from what has finished.
 
     python benchmarks/minatar_study.py --workers 2        # run or continue
+    python benchmarks/minatar_study.py --collect          # the results so far (spikeverse study --report-only)
     python benchmarks/minatar_study.py --report           # rewrite the markdown from the JSON
 
 MinAtar's paper DQN after 5M frames (read off the MinAtar README's curves) is the reference line:
@@ -47,7 +48,8 @@ REPORTS = {NAME: render}
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--report", action="store_true")
+    ap.add_argument("--report", action="store_true", help="rewrite the markdown from the JSON")
+    ap.add_argument("--collect", action="store_true", help="write the results from the cells finished so far; run nothing")
     args = ap.parse_args()
     if args.report:
         rewrite_reports(REPORTS)
@@ -57,8 +59,8 @@ def main() -> None:
     out = STUDIES / NAME
     out.mkdir(parents=True, exist_ok=True)
     (out.parent / f"{NAME}.yaml").write_text(yaml.safe_dump(STUDY, sort_keys=False))
-    rc = cli(["study", str(out.parent / f"{NAME}.yaml"), "--out", str(out), "--resume", "--workers",
-              str(args.workers), "--no-progress"])
+    run = ["--report-only"] if args.collect else ["--resume", "--workers", str(args.workers), "--no-progress"]
+    rc = cli(["study", str(out.parent / f"{NAME}.yaml"), "--out", str(out), *run])
     if rc != 0:
         sys.exit(rc)
     results = json.loads((out / "results.json").read_text())

@@ -78,6 +78,27 @@ def test_a_rerun_does_only_what_is_missing_and_gives_the_same_report(cartpole_st
     assert a["games"]["CartPole-v1"]["agents"] == b["games"]["CartPole-v1"]["agents"]
 
 
+def test_report_only_gives_the_tables_of_the_finished_cells_and_runs_nothing(cartpole_study, tmp_path, monkeypatch, capsys):
+    out, first = cartpole_study
+    part = tmp_path / "cp"
+    shutil.copytree(out, part)
+    for name in ("evaluate--CartPole-v1--seed1--fast", "evaluate--CartPole-v1--seed0--dsqn"):
+        (part / "cells" / f"{name}.json").unlink()
+    (part / "report.md").unlink()
+    monkeypatch.setattr(runner_mod, "run_cell", lambda payload, cell: pytest.fail(f"ran {cell.name}"))
+    r = runner_mod.report_study(_spec(), part)
+    agents = r["games"]["CartPole-v1"]["agents"]
+    assert set(agents["fast"]) == {"0"} and set(agents["dsqn"]) == {"1"}  # only what has finished
+    assert agents["dqn"] == first["games"]["CartPole-v1"]["agents"]["dqn"]
+    assert r["cells"]["finished"] == r["cells"]["planned"] - 2 and not r["errors"]
+    assert "In progress" in (part / "report.md").read_text() and "In progress" not in (out / "report.md").read_text()
+    args = ["study", "--envs", "CartPole-v1", "--seeds", "0", "--agents", "dqn", "--report-only", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "none")]) == 2 and "no study in" in capsys.readouterr().err
+    assert main([*args, "--out", str(part)]) == 2 and "holds another study" in capsys.readouterr().err
+    assert main([*args, "--out", str(part), "--workers", "2"]) == 2 and "runs nothing" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
 def test_a_failed_cell_is_reported_the_rest_goes_on_and_a_rerun_retries_it(tmp_path, monkeypatch):
     real = cells_mod._PHASE_FN["train"]
 

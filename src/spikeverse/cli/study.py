@@ -24,6 +24,7 @@ def study(
     executor: str = typer.Option("local", help="local (processes) or ray (the cluster at RAY_ADDRESS, else a local Ray)."),
     workers: int = typer.Option(1, help="Cells run at once."),
     resume: bool = typer.Option(False, "--resume", help="Continue the study in --out (only what is missing is done)."),
+    report_only: bool = typer.Option(False, "--report-only", help="Rewrite the report of the study in --out from the cells finished so far; run nothing."),
     device: str = typer.Option("cpu", help="auto, cpu or cuda."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json."),
@@ -31,16 +32,21 @@ def study(
     """Train, convert and evaluate every agent of the grid; write the report (Tables 1 and 2, energy, aggregate IQM)."""
     from spikeverse.errors import SpikeverseError
     from spikeverse.study.cells import CELLS
-    from spikeverse.study.runner import run_study
+    from spikeverse.study.runner import report_study, run_study
     from spikeverse.study.spec import load_spec, parse_list
 
     spec = load_spec(study_file, envs=parse_list(envs), seeds=parse_list(seeds, int), agents=parse_list(agents),
                      frames=frames, episodes=episodes)
     if out is None:
         out = Path("runs") / (f"study-{study_file.stem}" if study_file is not None else "study")
-    if (out / CELLS).is_dir() and any((out / CELLS).iterdir()) and not resume:
-        raise SpikeverseError(f"{out} already holds a study; pass --resume to continue it, or choose another --out")
-    res = run_study(spec, out, executor=executor, workers=workers, device=device, progress=progress)
+    if report_only:
+        if resume or executor != "local" or workers != 1 or device != "cpu":
+            raise SpikeverseError("--report-only runs nothing: it takes no --resume, --executor, --workers or --device")
+        res = report_study(spec, out)
+    else:
+        if (out / CELLS).is_dir() and any((out / CELLS).iterdir()) and not resume:
+            raise SpikeverseError(f"{out} already holds a study; pass --resume to continue it, or choose another --out")
+        res = run_study(spec, out, executor=executor, workers=workers, device=device, progress=progress)
     if as_json:
         typer.echo(json.dumps(res))
     else:

@@ -137,6 +137,10 @@ def markdown(r: dict[str, Any]) -> str:
              f"{cfg['eval_seed']} (the same episodes for every agent; seed 001 protocol). Training frames: "
              + ", ".join(f"{e} {f if f is not None else 'default'}" for e, f in cfg["frames"].items())
              + "".join(f"; {e} at most {h:g} h of training" for e, h in (cfg.get("train_hours") or {}).items()) + ".", ""]
+    done = r.get("cells")
+    if done and done["finished"] < done["planned"]:
+        lines += [f"**In progress: {done['finished']} of {done['planned']} cells finished** ({done['failed']} failed); "
+                  "the tables hold what has finished (a rerun with --resume does the rest).", ""]
     for env, g in r["games"].items():
         agents = g["agents"]
         lines += [f"## {env}", "", "Table 1: mean +- std over the episodes, per seed; % of the same seed's DQN; "
@@ -239,6 +243,7 @@ def write_report(out: Path, spec: StudySpec, cells: list[Cell]) -> dict[str, Any
     """results.json, results.csv, report.md and figures/ of the study folder ``out``."""
     results, errors = read_cells(out, cells)
     r = collect(spec, results, errors)
+    r["cells"] = dict(finished=len(results), failed=len(errors), planned=len(cells))
     r = json.loads(json.dumps(r, default=float))  # what the file holds
     figs = out / "figures"
     for env, g in r["games"].items():

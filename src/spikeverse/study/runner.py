@@ -68,16 +68,32 @@ def payload(spec: StudySpec, out: Path, device: str) -> dict[str, Any]:
                 robustness=list(spec.robustness), train_hours=dict(spec.train_hours))
 
 
+def _check_folder(spec: StudySpec, out: Path) -> dict[str, Any]:
+    """The study's config as config.yaml holds it; refused when ``out`` holds another study."""
+    config = json.loads(json.dumps(spec.to_dict()))  # as config.yaml holds it (tuples as lists)
+    old = read_config(out)
+    if old is not None and old != config:
+        raise SpikeverseError(f"{out} holds another study (other envs, seeds, agents or protocol); use another folder")
+    return config
+
+
+def report_study(spec: StudySpec, out: str | Path) -> dict[str, Any]:
+    """Rewrite the report of the study in ``out`` from the cells finished so far, running nothing
+    (a long study's interim tables); returns results.json's content."""
+    out = Path(out)
+    if read_config(out) is None:
+        raise SpikeverseError(f"no study in {out} (its config.yaml is missing)")
+    _check_folder(spec, out)
+    return write_report(out, spec, plan(spec))
+
+
 def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", workers: int = 1,
               device: str = "cpu", progress: bool | None = None) -> dict[str, Any]:
     """Run (or resume) the study into ``out``; returns results.json's content."""
     out = Path(out)
     resolve_device(device)
     check_executor(executor, workers)
-    config = json.loads(json.dumps(spec.to_dict()))  # as config.yaml holds it (tuples as lists)
-    old = read_config(out)
-    if old is not None and old != config:
-        raise SpikeverseError(f"{out} holds another study (other envs, seeds, agents or protocol); use another folder")
+    config = _check_folder(spec, out)
     out.mkdir(parents=True, exist_ok=True)
     write_config(out, config)
     (out / CELLS).mkdir(exist_ok=True)
