@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -66,6 +67,16 @@ def runs(tmp_path_factory, one_thread):
     r["garbage_pth"].write_bytes(os.urandom(512))
     r["notimage"] = root / "notimage.png"
     r["notimage"].write_text("not a png")
+    frames = {"npy_garbage": None, "npy_truncated": np.zeros((50, 4), np.float32), "npy_object": np.array([{}, None]),
+              "npy_shape": np.zeros((10, 5)), "npy_empty": np.zeros((0, 4)), "npy_str": np.full((3, 4), "a"),
+              "npy_nan": np.array([[0.0, 1.0, np.nan, 0.0]]), "npy_inf": np.array([[0.0, -np.inf, 0.0, 0.0]])}
+    for name, array in frames.items():  # --frames-from files (CartPole frames are [N, 4])
+        r[name] = root / f"{name}.npy"
+        if array is None:
+            r[name].write_bytes(os.urandom(256))
+        else:
+            np.save(r[name], array, allow_pickle=array.dtype == object)
+    r["npy_truncated"].write_bytes(r["npy_truncated"].read_bytes()[:300])
     r["afile"] = root / "afile"
     r["afile"].write_text("a file where a directory should go")
     r["root"] = root
@@ -129,6 +140,16 @@ ROWS = [
     ("convert {dqn} --frames 50 --out {cfgbroken}", "config.yaml is corrupted"),
     ("convert {dqn} --frames 50 --out {badcfg}", "config.yaml is corrupted"),
     ("convert {dqn} --frames 50 --out {cfgonly}", "holds a 'dqn' run"),
+    # convert --frames-from: the file is checked before any play
+    ("convert {dqn} --frames-from {out}/replay.npy --out {out}", "no frames file at"),
+    ("convert {dqn} --frames-from {npy_garbage} --out {out}", "is not a readable .npy file"),
+    ("convert {dqn} --frames-from {npy_truncated} --out {out}", "is not a readable .npy file"),
+    ("convert {dqn} --frames-from {npy_object} --out {out}", "Object arrays cannot be loaded"),
+    ("convert {dqn} --frames-from {npy_shape} --out {out}", "shape (10, 5), expected (N, 4)"),
+    ("convert {dqn} --frames-from {npy_empty} --out {out}", "holds no frames"),
+    ("convert {dqn} --frames-from {npy_nan} --out {out}", "NaN or infinite"),
+    ("convert {dqn} --method fast --frames-from {npy_inf} --out {out}", "NaN or infinite"),
+    ("convert {dqn} --method naive --frames-from {npy_str} --out {out}", "not real numbers"),
     # convert: options of another method (item 2)
     ("convert {dqn} --method tan --levels 8 --out {out}", "--levels does not apply to --method tan"),
     ("convert {dqn} --method naive --levels 8 --out {out}", "--levels does not apply to --method naive"),

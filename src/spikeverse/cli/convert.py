@@ -85,6 +85,7 @@ def convert(
     frames: int = typer.Option(15_000, help="Frames played by the DQN to collect activations (seed 001: up to 15,000)."),
     epsilon: float = typer.Option(0.05, help="Epsilon while collecting frames."),
     seed: int = typer.Option(0, help="Seed of the collection episodes."),
+    frames_from: Optional[Path] = typer.Option(None, "--frames-from", help="A .npy array of observations [N, *observation shape] (e.g. the DQN's training replay), added to the frames played: the statistics cover both, and so does the fast method's fine-tune. Its path, N and sha256 are saved with the SNN."),
     out: Optional[Path] = typer.Option(None, help="SNN directory (default RUN_DIR/snn-METHOD-pP)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal; a line per ~10% otherwise)."),
@@ -112,7 +113,8 @@ def convert(
     options.update(frames=frames, epsilon=epsilon, seed=seed)  # every method takes these
     target = out or default_snn_dir(run_dir, state_dict, method, 99.9 if percentile is None else percentile)
     summary = convert_source(target, run_dir, state_dict=state_dict, env_id=env, method=method, readout=readout,
-                             device=resolve_device(device), progress=progress, auto=auto, **options)
+                             device=resolve_device(device), progress=progress, auto=auto, frames_from=frames_from,
+                             **options)
     if as_json:
         typer.echo(json.dumps(summary))
     else:

@@ -6,7 +6,8 @@ Modules, one concept each:
 - ``normalize``: activations collected by playing, percentiles, eq. 16 weight/bias scaling;
 - ``spiking``: :class:`SpikingQNetwork` (IF neurons, analog input, readouts incl. eq. 17),
   diagnostics, synaptic operations and energy;
-- ``io``: converted SNNs as run directories (checkpoint kind ``"snn"``).
+- ``io``: converted SNNs as run directories (checkpoint kind ``"snn"``);
+- ``frames``: frames the user supplies besides the DQN's play (``--frames-from FILE.npy``).
 
 - ``methods``: naive (seed 000), tan (seed 001), fast (QCFS fine-tune + V_thr/2 + analog
   readout + early decision), and ``convert_ann`` choosing by name; ``qcfs``: the fine-tune;
@@ -24,6 +25,7 @@ from typing import Any
 
 import torch
 
+from spikeverse.convert.frames import check_frames, file_sha256, load_frames
 from spikeverse.convert.graph import (
     FlatQNetwork,
     env_io,
@@ -76,7 +78,7 @@ __all__ = [
     "convert_naive", "convert_source", "convert_tan", "energy_uj", "layer_scales", "qcfs_finetune",
     "env_io", "fold_dueling", "from_module", "from_state_dict", "load_ann", "load_snn", "load_source",
     "load_state_dict_file", "normalize", "readout", "save_snn", "AUTO_FRAMES", "AUTO_TARGET", "T_GRID",
-    "auto_timesteps", "check_auto",
+    "auto_timesteps", "check_auto", "check_frames", "load_frames",
 ]
 
 
@@ -104,21 +106,32 @@ def load_source(run_dir: str | Path | None = None, *, state_dict: str | Path | N
 def convert_source(out: str | Path, run_dir: str | Path | None = None, *, state_dict: str | Path | None = None,
                    env_id: str | None = None, method: str = "tan", readout: str | None = None,
                    device: str | torch.device = "cpu", auto: dict[str, Any] | None = None,
-                   **options: Any) -> dict[str, Any]:
+                   frames_from: str | Path | None = None, **options: Any) -> dict[str, Any]:
     """Load a source network, convert it with ``method`` (options: timesteps, frames, epsilon,
     seed, and the method's own, e.g. percentile for tan and fast: ``convert.methods.method_options``;
     any other is refused before anything is loaded) and save the SNN run directory ``out``.
     ``auto`` (``{"target", "frames"}``, instead of ``timesteps``): T is the smallest of ``T_GRID``
     whose agreement with the DQN on held-out frames reaches the target (``convert.timesteps``).
-    Returns the summary written to the checkpoint metadata (plus ``snn_dir``)."""
+    ``frames_from``: a .npy file of observations [N, ...] (e.g. the DQN's training replay) added to
+    the frames the method plays (``extra_frames``; checked before any play), recorded with its
+    path, N and sha256 as ``collection.frames_from``. Returns the summary written to the checkpoint
+    metadata (plus ``snn_dir``)."""
     check_options(method, **({} if readout is None else {"readout": readout}), **options)  # before any work
     if auto is not None:
         if "timesteps" in options:
             raise SpikeverseError("give --timesteps N or --timesteps auto, not both")
         check_auto(auto["target"], auto["frames"])
+    if frames_from is not None and options.get("extra_frames") is not None:
+        raise SpikeverseError("give --frames-from FILE or extra_frames, not both")
     check_snn_dir(out)
     ann, env, source = load_source(run_dir, state_dict=state_dict, env_id=env_id, device=device)
+    given = None
+    if frames_from is not None:
+        options["extra_frames"] = load_frames(frames_from, ann.input_shape)
+        given = dict(path=str(Path(frames_from)), frames=len(options["extra_frames"]), sha256=file_sha256(frames_from))
     snn, info = convert_ann(ann, env, method=method, readout=readout, **options)
+    if given is not None:
+        info["collection"]["frames_from"] = given
     if auto is not None:
         info["timesteps_auto"] = auto_timesteps(snn, ann, env, target=auto["target"], frames=auto["frames"],
                                                 epsilon=options.get("epsilon", 0.05), seed=options.get("seed", 0),

@@ -12,7 +12,9 @@
 
 Every method returns (SpikingQNetwork, info); ``info`` is saved with the SNN. Each takes its own
 keyword options only (:func:`method_options`); any other is refused with a one-line error naming
-it, and :func:`check_options` checks names and values before any work.
+it, and :func:`check_options` checks names and values before any work. Each also takes
+``extra_frames``, observations [N, ...] given besides the frames it plays (e.g. the DQN's training
+replay, ``convert.frames``): its statistics cover both, and so does the fast method's fine-tune.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from spikeverse.convert.frames import check_frames
 from spikeverse.convert.graph import FlatQNetwork, synaptic_layers
 from spikeverse.convert.normalize import ActivationStats, check_percentile, collect_activations, normalize
 from spikeverse.convert.qcfs import check_margin_scale, qcfs_finetune
@@ -39,21 +42,27 @@ NAIVE_SCALES = (10.0, 100.0)
 
 def _collection(stats: ActivationStats, epsilon: float, seed: int) -> dict[str, Any]:
     lo, hi = stats.input_min, stats.input_max
-    return dict(frames=stats.frames, epsilon=epsilon, seed=seed, episodes_finished=stats.episodes,
-                mean_return=(sum(stats.returns) / len(stats.returns)) if stats.returns else None,
-                input_range=[lo, hi], input_in_unit_interval=bool(lo >= 0.0 and hi <= 1.0))
+    out = dict(frames=stats.frames, epsilon=epsilon, seed=seed, episodes_finished=stats.episodes,
+               mean_return=(sum(stats.returns) / len(stats.returns)) if stats.returns else None,
+               input_range=[lo, hi], input_in_unit_interval=bool(lo >= 0.0 and hi <= 1.0))
+    if stats.extra_frames:
+        out["extra_frames"] = stats.extra_frames
+    return out
 
 
 def _stats(ann: FlatQNetwork, env_id: str | None, stats: ActivationStats | None, *, frames: int, epsilon: float,
-           seed: int, percentile: float, keep_observations: bool = False,
+           seed: int, percentile: float, keep_observations: bool = False, extra_frames: torch.Tensor | None = None,
            progress: bool | None = None) -> ActivationStats:
     if stats is not None and (not keep_observations or stats.observations is not None):
+        if extra_frames is not None and stats.extra_frames != extra_frames.shape[0]:
+            raise SpikeverseError(f"the given stats cover {stats.extra_frames} extra frames, not the "
+                                  f"{extra_frames.shape[0]} of extra_frames (collect_activations(..., extra=...))")
         return stats
     if env_id is None:
         raise SpikeverseError("an env_id (to collect activations) or precomputed stats are needed")
     return collect_activations(ann, env_id, frames=frames, epsilon=epsilon, seed=seed,
                                min_percentile=min(percentile, 99.0), keep_observations=keep_observations,
-                               progress=progress)
+                               progress=progress, extra=extra_frames)
 
 
 def layer_scales(scales: Sequence[float], layers: int) -> list[float]:
@@ -145,12 +154,15 @@ def options_for(method: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _typed(fn):
-    """Conversion functions refuse, with one line naming it, an option they do not take."""
+    """Conversion functions refuse, with one line naming it, an option they do not take, and
+    check ``extra_frames`` against the network's input shape (as float32: :func:`check_frames`)."""
     name = fn.__name__.removeprefix("convert_")
 
     @functools.wraps(fn)
     def wrapper(ann, env_id=None, **options):
         check_options(name, **options)
+        if options.get("extra_frames") is not None:
+            options["extra_frames"] = check_frames(options["extra_frames"], ann.input_shape)
         return fn(ann, env_id, **options)
 
     return wrapper
@@ -159,13 +171,16 @@ def _typed(fn):
 @_typed
 def convert_naive(ann: FlatQNetwork, env_id: str | None = None, *, timesteps: int = 100, readout: str = "count",
                   scales: Sequence[float] = NAIVE_SCALES, tau: float = 10.0, frames: int = 2_000,
-                  epsilon: float = 0.05, seed: int = 0, stats: ActivationStats | None = None,
+                  epsilon: float = 0.05, seed: int = 0, extra_frames: torch.Tensor | None = None,
+                  stats: ActivationStats | None = None,
                   progress: bool | None = None) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """Seed 000's weight transfer: W_k, b_k <- s_k W_k, s_k b_k, LIF neurons (tau, hard reset),
-    Poisson input scaled to the largest |input| seen while playing (frames only for that range)."""
+    Poisson input scaled to the largest |input| seen while playing or in ``extra_frames`` (frames
+    only for that range)."""
     check_timesteps(timesteps)
     check_readout(readout)
-    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=99.0, progress=progress)
+    stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=99.0,
+                   extra_frames=extra_frames, progress=progress)
     s = layer_scales(scales, len(synaptic_layers(ann.layers)))
     scaled = copy.deepcopy(ann)
     with torch.no_grad():
@@ -183,16 +198,17 @@ def convert_naive(ann: FlatQNetwork, env_id: str | None = None, *, timesteps: in
 @_typed
 def convert_tan(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 100,
                 readout: str = "robust", frames: int = 15_000, epsilon: float = 0.05, seed: int = 0,
-                stats: ActivationStats | None = None,
+                extra_frames: torch.Tensor | None = None, stats: ActivationStats | None = None,
                 progress: bool | None = None) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """Seed 001's conversion: play ``env_id`` with ``ann`` for ``frames`` frames (or use given
-    ``stats``), lambda_l = the p-th percentile of each layer's activations, normalize (eq. 16),
-    IF neurons with reset by subtraction, analog input. Returns the SNN and a summary."""
+    ``stats``), lambda_l = the p-th percentile of each layer's activations on those frames and
+    ``extra_frames``, normalize (eq. 16), IF neurons with reset by subtraction, analog input.
+    Returns the SNN and a summary."""
     check_percentile(percentile)
     check_timesteps(timesteps)
     check_readout(readout)
     stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=percentile,
-                   progress=progress)
+                   extra_frames=extra_frames, progress=progress)
     lambdas = stats.lambdas(percentile)
     snn = SpikingQNetwork(normalize(ann, lambdas), timesteps, readout, lambdas=lambdas).to(ann.device)
     info = dict(method="tan", percentile=float(percentile), lambdas=lambdas,
@@ -242,7 +258,8 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
                  mixed_levels: bool = True, finetune_frames: int | None = None,
                  finetune_epsilons: Sequence[float] | None = None, margin_scale: str = "std",
                  v_init: float = 0.5, early_decision: bool = False,
-                 frames: int = 15_000, epsilon: float = 0.05, seed: int = 0, stats: ActivationStats | None = None,
+                 frames: int = 15_000, epsilon: float = 0.05, seed: int = 0, extra_frames: torch.Tensor | None = None,
+                 stats: ActivationStats | None = None,
                  progress: bool | None = None) -> tuple[SpikingQNetwork, dict[str, Any]]:
     """QCFS fine-tune (``levels`` L > 0; thresholds start at the p-th percentiles, one per
     unit/channel with ``channel_wise``; quantized at :func:`mixed_level_set` levels with
@@ -250,7 +267,9 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
     (default :func:`default_finetune_frames`; with ``finetune_epsilons``, equal parts played at
     each of those epsilons, e.g. 0.05, 0.3 and 1 for states off the DQN's own path), the
     cross-entropy's temperature set by ``margin_scale`` (:func:`convert.qcfs.qcfs_finetune`),
-    normalize by the trained thresholds, IF neurons starting at ``v_init`` x V_thr, analog readout."""
+    normalize by the trained thresholds, IF neurons starting at ``v_init`` x V_thr, analog readout.
+    ``extra_frames`` join both the percentiles' frames and the fine-tune's (the fine-tune's own
+    random train/validation/test split then mixes them with the played ones)."""
     check_percentile(percentile)
     check_timesteps(timesteps)
     check_readout(readout)
@@ -259,7 +278,7 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
     if not 0.0 <= v_init < 1.0:
         raise SpikeverseError(f"v_init must be in [0, 1) (a fraction of the threshold), got {v_init}")
     stats = _stats(ann, env_id, stats, frames=frames, epsilon=epsilon, seed=seed, percentile=percentile,
-                   progress=progress)
+                   extra_frames=extra_frames, progress=progress)
     lambdas = stats.lambdas(percentile)
     source, finetune = ann, None
     if levels > 0:
@@ -279,9 +298,12 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
             else:
                 obs = finetune_play(ann, env_id, finetune_frames, [epsilon], seed, progress)
         train_levels = mixed_level_set(levels) if mixed_levels else None
-        announce(f"QCFS fine-tune: L={levels}, {finetune_steps} steps on {min(finetune_frames, obs.shape[0])} frames",
-                 progress)
-        ft = qcfs_finetune(ann, obs[:finetune_frames], lambdas[:-1], levels=levels, steps=finetune_steps,
+        obs = obs[:finetune_frames]
+        given = "" if extra_frames is None else f" + {extra_frames.shape[0]} given"
+        announce(f"QCFS fine-tune: L={levels}, {finetune_steps} steps on {obs.shape[0]} frames{given}", progress)
+        if extra_frames is not None:
+            obs = torch.cat([obs.to(torch.float32), extra_frames])
+        ft = qcfs_finetune(ann, obs, lambdas[:-1], levels=levels, steps=finetune_steps,
                            train_levels=train_levels, margin_scale=margin_scale,
                            channel_wise=channel_wise, seed=seed, progress=progress)
         source, lambdas = ft.net, ft.lambdas + lambdas[-1:]

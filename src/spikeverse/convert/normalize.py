@@ -105,7 +105,8 @@ class TopValues:
 @dataclass
 class ActivationStats:
     """Per-layer statistics of the rectified outputs of every synaptic layer (hidden ReLUs and
-    max(Q, 0) at the output), collected over ``frames`` observations."""
+    max(Q, 0) at the output), collected over ``frames`` observations (plus ``extra_frames`` given
+    besides the played ones)."""
 
     frames: int
     tops: list[TopValues]
@@ -114,6 +115,7 @@ class ActivationStats:
     episodes: int = 0
     returns: list[float] = field(default_factory=list)
     observations: torch.Tensor | None = None  # the frames themselves, when kept (QCFS fine-tune)
+    extra_frames: int = 0  # frames given besides the ``frames`` played, covered by the statistics too
 
     def lambdas(self, percentile: float) -> list[float]:
         """lambda_1..lambda_L: the p-th percentile per layer (fallbacks: max, then 1)."""
@@ -158,6 +160,11 @@ class _Recorder:
                 k += 1
         return h
 
+    def feed(self, obs: torch.Tensor, batch_size: int = 1024) -> None:
+        """Records the activations of observations [N, ...], ``batch_size`` at a time."""
+        for i in range(0, obs.shape[0], batch_size):
+            self(obs[i:i + batch_size])
+
 
 def activation_stats(net: FlatQNetwork, observations: torch.Tensor, min_percentile: float = 99.0,
                      batch_size: int = 1024) -> ActivationStats:
@@ -165,22 +172,24 @@ def activation_stats(net: FlatQNetwork, observations: torch.Tensor, min_percenti
     them). ``min_percentile`` is the smallest percentile that will be asked for."""
     obs = torch.as_tensor(observations)
     rec = _Recorder(net, obs.shape[0], min_percentile)
-    for i in range(0, obs.shape[0], batch_size):
-        rec(obs[i:i + batch_size])
+    rec.feed(obs, batch_size)
     return rec.stats
 
 
 def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000, epsilon: float = 0.05,
                         seed: int = 0, num_envs: int = 4, min_percentile: float = 99.0,
                         env_kwargs: dict | None = None, keep_observations: bool = False,
-                        progress: bool | None = None, desc: str | None = None) -> ActivationStats:
+                        progress: bool | None = None, desc: str | None = None,
+                        extra: torch.Tensor | None = None) -> ActivationStats:
     """Play ``env_id`` with ``net`` (its greedy action, a random one with probability
     ``epsilon``) for ``frames`` observations in total over ``num_envs`` environments stepped
     side by side, and keep the statistics of every layer's activations on those frames
     (seed 001: up to 15,000 frames). Deterministic given ``seed``. ``keep_observations`` also
     keeps the frames (in the environment's dtype) as ``stats.observations``. ``progress``: the
     frames counted on a bar (a terminal) or a line per ~10% (None), or silent (False); ``desc``
-    names the phase (default "collect ENV")."""
+    names the phase (default "collect ENV"). ``extra``: observations [M, ...] given besides the
+    played ones (e.g. from the DQN's training replay; ``convert.frames``) that the statistics cover
+    too (``stats.extra_frames`` = M; ``stats.frames`` and the kept observations are the played ones)."""
 
     if frames < 1:
         raise SpikeverseError(f"--frames must be >= 1, got {frames}")
@@ -189,7 +198,9 @@ def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000,
     rng = np.random.default_rng(seed)
     n = max(1, min(num_envs, frames))
     envs = [make(env_id, training=False, **(env_kwargs or {})) for _ in range(n)]
-    rec = _Recorder(net, frames, min_percentile)
+    n_extra = 0 if extra is None else int(extra.shape[0])
+    rec = _Recorder(net, frames + n_extra, min_percentile)
+    rec.stats.frames = frames
     kept: list[np.ndarray] = []
     report = Progress(frames, desc or f"collect {env_id}", unit="frame", enabled=progress)
     try:
@@ -223,6 +234,9 @@ def collect_activations(net: FlatQNetwork, env_id: str, *, frames: int = 15_000,
             env.close()
     if keep_observations:
         rec.stats.observations = torch.as_tensor(np.concatenate(kept))
+    if extra is not None:
+        rec.feed(torch.as_tensor(extra))
+        rec.stats.extra_frames = n_extra
     return rec.stats
 
 
