@@ -18,6 +18,7 @@ through benchmarks/peer_spikingjelly.py, on the same state sets and play episode
     python benchmarks/conversion_zoo.py                 # every member with a model, tan and fast
     python benchmarks/conversion_zoo.py --methods spikingjelly --peer-python /tmp/sjvenv/bin/python
     python benchmarks/conversion_zoo.py --methods fast-wide      # fast with the fine-tune's wider frames and gap-tempered margin
+    python benchmarks/conversion_zoo.py --methods fast-wide-replay   # fast-wide, plus the member's replay (--frames-from)
     python benchmarks/conversion_zoo.py --report        # rewrite the markdown from the JSON
 
 Each (member, method) is kept in benchmarks/runs/conversion_zoo/ when done (a rerun skips it).
@@ -36,9 +37,11 @@ from _results import CONVERT_FLAGS, RESULTS, RUNS, cli, load_unit, rewrite_repor
 NAME = "conversion_zoo"
 ZOO = RUNS / "zoo"
 TIMESTEPS = (4, 8, 16, 32)
-METHODS = ("tan", "fast", "fast-wide")  # spikeverse's; the peer's rows are method "spikingjelly"
+METHODS = ("tan", "fast", "fast-wide", "fast-wide-replay")  # spikeverse's; the peer's rows are method "spikingjelly"
 # each method's `spikeverse convert` flags: _results.CONVERT_FLAGS (fast-wide's epsilons 0.3 and 1 are the state
-# sets' too, in other episodes)
+# sets' too, in other episodes); fast-wide-replay: fast-wide with --frames-from the member's replay states that the
+# "training" state set does not hold (REPLAY_FILE)
+REPLAY_FILE = "replay_calibration.npy"
 PEER = "spikingjelly"
 PROFILE_T = 8  # the T of the disagreement profile's table
 STATES = 2_000
@@ -57,17 +60,32 @@ def _play_states(net, env_id: str, *, epsilon: float, seed: int, frames: int = S
                                progress=False).observations.float()
 
 
+def training_indices(n: int) -> np.ndarray:
+    """The indices into a member's train_states.npy of its held-out "training" state set."""
+    return np.random.default_rng(0).choice(n, min(STATES, n), replace=False)
+
+
+def convert_flags(member: dict, method: str) -> list[str]:
+    """`spikeverse convert` flags of ``method`` on ``member`` (fast-wide-replay writes its frames file once)."""
+    if method != "fast-wide-replay":
+        return CONVERT_FLAGS[method]
+    path = ZOO / member["name"] / REPLAY_FILE
+    if not path.exists():
+        train = np.load(ZOO / member["name"] / "train_states.npy")
+        np.save(path, np.delete(train, training_indices(len(train)), axis=0))
+    return [*CONVERT_FLAGS["fast-wide"], "--frames-from", str(path)]
+
+
 def state_sets(member: dict, peers: list[dict]) -> dict[str, torch.Tensor]:
     """The held-out state sets of one member (see the module docstring)."""
     from spikeverse.convert import load_source
 
     ann, env, _ = load_source(state_dict=ZOO / member["name"] / "model.pth", env_id=member["env"])
-    rng = np.random.default_rng(0)
     train = np.load(ZOO / member["name"] / "train_states.npy")
     sets = {"other seeds": _play_states(ann, env, epsilon=0.05, seed=5000),
             "epsilon 0.3": _play_states(ann, env, epsilon=0.3, seed=5000),
             "random": _play_states(ann, env, epsilon=1.0, seed=5000),
-            "training": torch.as_tensor(train[rng.choice(len(train), min(STATES, len(train)), replace=False)])}
+            "training": torch.as_tensor(train[training_indices(len(train))])}
     others = [p for p in peers if p["env"] == member["env"] and p["name"] != member["name"]]
     if others:
         per = STATES // len(others)
@@ -92,7 +110,7 @@ def run_one(member: dict, method: str, peers: list[dict], runs: Path) -> dict:
     from spikeverse.convert.timesteps import agreement_vs_timesteps
 
     conv = cli("convert", "--state-dict", str(ZOO / member["name"] / "model.pth"), "--env", member["env"],
-               *CONVERT_FLAGS[method], "--timesteps", str(max(TIMESTEPS)), "--out", str(snn_dir), "--device", "cpu")
+               *convert_flags(member, method), "--timesteps", str(max(TIMESTEPS)), "--out", str(snn_dir), "--device", "cpu")
     snn, _ = load_snn(snn_dir)
     ann = load_ann(snn_dir)
     held = state_sets(member, peers)
@@ -186,7 +204,8 @@ def render(d: dict) -> str:
              "Each converted by `spikeverse convert --state-dict` at the method's defaults (fast-wide: fast with "
              "`--finetune-epsilons 0.05,0.3,1 --margin-scale gap`; its fine-tune plays at epsilon 0.3 and 1 too, in "
              "other episodes, so the state sets 'epsilon 0.3' and 'random' are off its frames but not off their "
-             f"distribution); play: {d['episodes']} "
+             "distribution; fast-wide-replay: fast-wide with `--frames-from` the member's 18,000 replay states that "
+             f"the 'training' set does not hold); play: {d['episodes']} "
              f"episodes (seed {d['play_seed']}, epsilon 0.05), conversion rate = agreement with the member in "
              "the shadow; p: Welch test of the SNN's scores against the member's on the same episodes. State sets: "
              "2,000 states the conversion never saw (module docstring of benchmarks/conversion_zoo.py).", "",
