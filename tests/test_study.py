@@ -198,6 +198,56 @@ def test_the_plan_trains_the_dqn_for_every_conversion_and_goes_agent_by_agent():
 # ----------------------------------------------------------------------------- aggregates
 
 
+class _Clock:
+    """A fake executor of 2 workers: a cell takes ``cost[phase]`` ticks; wait_any returns the
+    submission that ends first (ties: the earliest). Records when each cell started."""
+
+    workers = 2
+
+    def __init__(self, cost):
+        self.cost, self.now, self.started, self.results = cost, 0, {}, {}
+
+    def submit(self, fn, cell):
+        self.started[cell.name] = self.now
+        handle = (self.now + self.cost[cell.phase], len(self.started))  # (end, submission order)
+        self.results[handle] = fn(cell)
+        return handle
+
+    def wait_any(self, handles):
+        h = min(handles)
+        self.now = h[0]
+        return h
+
+    def result(self, handle):
+        return self.results[handle]
+
+
+def test_the_scheduler_keeps_every_worker_busy_and_runs_a_cell_once_its_needs_finish():
+    spec = _spec(seeds=[0, 1, 2], agents=["dqn", {"tan": {"timesteps": 8, "percentiles": [99.9]}}])
+    cells = plan(spec)
+    ok = lambda c: {"error": "boom"} if c.name == "train--CartPole-v1--seed2--dqn" else {}  # noqa: E731
+    ex = _Clock({"train": 10, "convert": 1, "evaluate": 1})
+    done = set()
+    out = dict(runner_mod.schedule(ex, ok, cells, done, lambda c: _needs(c, spec.agent_names())))
+    assert set(out) == set(cells)  # every cell has its result or error
+    started = ex.started
+    # seed 0's and 1's DQNs train side by side; seed 2's starts when the first finishes, and the other
+    # worker meanwhile takes what the finished DQNs made ready instead of idling until seed 2's is done
+    assert started["train--CartPole-v1--seed0--dqn"] == started["train--CartPole-v1--seed1--dqn"] == 0
+    assert started["train--CartPole-v1--seed2--dqn"] == started["evaluate--CartPole-v1--seed0--dqn"] == 10
+    assert started["convert--CartPole-v1--seed0--tan-p99.9"] < 20 and started["evaluate--CartPole-v1--seed1--tan-p99.9"] < 20
+    for c in cells:
+        for n in _needs(c, spec.agent_names()):
+            if c.name in started:
+                assert n.name in started and started[n.name] + ex.cost[n.phase] <= started[c.name]
+    lost = {c.name: r["error"] for c, r in out.items() if "did not finish" in r.get("error", "")}
+    assert lost == {"evaluate--CartPole-v1--seed2--dqn": "needs train--CartPole-v1--seed2--dqn, which did not finish",
+                    "convert--CartPole-v1--seed2--tan-p99.9": "needs train--CartPole-v1--seed2--dqn, which did not finish",
+                    "evaluate--CartPole-v1--seed2--tan-p99.9":
+                        "needs convert--CartPole-v1--seed2--tan-p99.9, which did not finish"}
+    assert not any(name in started for name in lost)
+
+
 def test_iqm_is_the_mean_of_the_middle_half():
     x = np.array([[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 100.0]])  # 8 values: the middle 4 are 2, 3, 4, 5
     assert iqm(x) == pytest.approx(3.5)

@@ -3,7 +3,9 @@ when the user has a cluster).
 
 :func:`make_executor` returns an object with ``map(fn, items) -> list`` (order preserved),
 ``workers`` (how many evaluations run at once; callers split their work into that many items)
-and ``close()`` (also a context manager). ``fn`` must be picklable (a module-level function, or
+and ``close()`` (also a context manager); for work that becomes ready while other work runs (a
+study's cells), ``submit(fn, item) -> handle``, ``wait_any(handles) -> handle`` (one that has
+finished) and ``result(handle)``. ``fn`` must be picklable (a module-level function, or
 a ``functools.partial`` of one) when ``workers > 1`` or with Ray.
 
 - ``local``: ``workers == 1`` runs in this process; otherwise a ``ProcessPoolExecutor`` with the
@@ -22,7 +24,7 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterable
 
 from spikeverse.errors import SpikeverseError
@@ -49,10 +51,28 @@ class LocalExecutor:
         items = list(items)
         if self.workers == 1 or len(items) <= 1:
             return [fn(x) for x in items]
+        return list(self._processes().map(fn, items))
+
+    def submit(self, fn: Callable[[Any], Any], item: Any) -> Future:
+        """Start ``fn(item)`` (``workers == 1``: run it now, in this process)."""
+        if self.workers > 1:
+            return self._processes().submit(fn, item)
+        done: Future = Future()
+        done.set_result(fn(item))
+        return done
+
+    def wait_any(self, handles: Iterable[Future]) -> Future:
+        """One of ``handles`` that has finished (waiting for the first if none has)."""
+        return next(iter(wait(list(handles), return_when=FIRST_COMPLETED).done))
+
+    def result(self, handle: Future) -> Any:
+        return handle.result()
+
+    def _processes(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_one_thread)
-        return list(self._pool.map(fn, items))
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
@@ -91,6 +111,16 @@ class RayExecutor:
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list:
         fn_ref = self.ray.put(fn)
         return self.ray.get([self._task.remote(fn_ref, x) for x in items])
+
+    def submit(self, fn: Callable[[Any], Any], item: Any):
+        """Start ``fn(item)`` as a Ray task (an ObjectRef)."""
+        return self._task.remote(fn, item)
+
+    def wait_any(self, handles: Iterable[Any]):
+        return self.ray.wait(list(handles), num_returns=1)[0][0]
+
+    def result(self, handle: Any) -> Any:
+        return self.ray.get(handle)
 
     def close(self) -> None:
         if self._owned and self.ray.is_initialized():

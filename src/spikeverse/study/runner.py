@@ -1,5 +1,6 @@
-"""Running a multi-game study (``spikeverse study``, issue 15): the cells of a :class:`StudySpec`
-phase by phase on local processes or Ray tasks (``evo.executor``), resumable, then the report.
+"""Running a multi-game study (``spikeverse study``, issue 15): each cell of a :class:`StudySpec` as
+soon as the cells it needs have finished (:func:`schedule`), on local processes or Ray tasks
+(``evo.executor``), resumable, then the report.
 
     STUDY/config.yaml      the resolved study (a rerun must name the same one)
     STUDY/cells/           one JSON per finished cell; NAME.error.json for a cell that failed
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,37 @@ def _needs(cell: Cell, names: list[str]) -> list[Cell]:
         return [Cell("train", cell.env, cell.seed, "dqn")]
     kind = cell.agent.split("-")[0]
     return [Cell("convert" if kind in CONVERTED else "train", cell.env, cell.seed, cell.agent)]
+
+
+def schedule(ex, fn, todo: list[Cell], done: set[Cell], needs) -> Iterator[tuple[Cell, dict[str, Any]]]:
+    """Run ``todo``'s cells on executor ``ex``, yielding (cell, result) as each finishes. A worker
+    that frees takes the first cell of ``todo`` (plan order) whose ``needs(cell)`` have all finished
+    (``done``, updated here), so no worker idles while a cell is ready; a cell whose need failed
+    yields the error "needs X, which did not finish" without running."""
+    pending, running, failed = list(todo), {}, set()
+    while pending or running:
+        for c in list(pending):
+            if len(running) >= max(1, ex.workers):
+                break
+            wanted = needs(c)
+            lost = next((n for n in wanted if n in failed), None)
+            if lost is not None:
+                pending.remove(c)
+                failed.add(c)
+                yield c, {"error": f"needs {lost.name}, which did not finish"}
+            elif all(n in done for n in wanted):
+                pending.remove(c)
+                running[ex.submit(fn, c)] = c
+        if not running:  # what is left needs cells that are neither done nor planned
+            for c in pending:
+                lost = next(n for n in needs(c) if n not in done)
+                yield c, {"error": f"needs {lost.name}, which did not finish"}
+            return
+        handle = ex.wait_any(running)
+        c = running.pop(handle)
+        res = ex.result(handle)
+        (failed if "error" in res else done).add(c)
+        yield c, res
 
 
 def payload(spec: StudySpec, out: Path, device: str) -> dict[str, Any]:
@@ -104,20 +137,8 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", work
              f"{len(cells)} cells, {len(done)} done -> {out}", progress)
     with make_executor(executor, workers) as ex, Progress(len(cells), "study", unit="cell", initial=len(done),
                                                            enabled=progress) as bar:
-        for group in dict.fromkeys((c.phase, c.agent) for c in cells):  # one agent's cells of one phase
-            todo = [c for c in cells if (c.phase, c.agent) == group and c not in done]
-            ready = []
-            for c in todo:
-                missing = [n for n in _needs(c, spec.agent_names()) if n not in done]
-                if missing:
-                    record(out, c, {"error": f"needs {missing[0].name}, which did not finish"})
-                    bar.update(1)
-                else:
-                    ready.append(c)
-            size = max(1, ex.workers)
-            for batch in (ready[j:j + size] for j in range(0, len(ready), size)):
-                for c, res in zip(batch, ex.map(partial(run_cell, data), batch)):
-                    if record(out, c, res):
-                        done.add(c)
-                    bar.update(1)
+        for c, res in schedule(ex, partial(run_cell, data), [c for c in cells if c not in done], done,
+                               lambda c: _needs(c, spec.agent_names())):
+            record(out, c, res)
+            bar.update(1)
     return write_report(out, spec, cells)
