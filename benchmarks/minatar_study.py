@@ -47,9 +47,11 @@ def render(d: dict) -> str:
     from spikeverse.study.report import markdown
 
     ref = ", ".join(f"{g.split('/')[1]} ~{v}" for g, v in PAPER_DQN_5M.items())
-    md = f"`{d['command']}`\n\nReference: MinAtar's paper DQN after 5M frames: {ref}.\n\n" + markdown(d["results"])
+    md = (f"`{d['command']}`\n\nReference: MinAtar's paper DQN after 5M frames: {ref}.\n\n"
+          + markdown(d["results"]).replace("](figures/", f"](../studies/{NAME}/figures/"))
     if d.get("atari"):
-        md += f"\n# The Atari row\n\n`{d['atari_command']}`\n\n" + markdown(d["atari"]).split("\n", 1)[1]
+        md += (f"\n# The Atari row\n\n`{d['atari_command']}`\n\n"
+               + markdown(d["atari"]).split("\n", 1)[1].replace("](figures/", "](../studies/atari_breakout/figures/"))
     return md
 
 
