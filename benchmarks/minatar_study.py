@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,7 +41,9 @@ STUDY = dict(envs=GAMES, seeds=[0, 1, 2], frames=2_000_000, episodes=50,
              robustness=["gaussian:0.1,0.2", "occlusion-patch:2,4"])
 ATARI = dict(envs=["BreakoutNoFrameskip-v4"], seeds=[0], frames=10_000_000, train_hours={"BreakoutNoFrameskip-v4": 2},
              episodes=50, agents=[a for a in STUDY["agents"] if "dsqn" not in a])
-STUDIES = Path(__file__).parent / "studies"  # tracked in git, unlike runs/: the study outlives the machine
+ROOT = Path(__file__).resolve().parent.parent
+STUDIES = Path("benchmarks") / "studies"  # tracked in git, unlike runs/: the study outlives the machine; relative to
+# the repository root (the cwd while it runs), so the paths a study records hold in any clone
 
 
 def render(d: dict) -> str:
@@ -70,6 +73,7 @@ def main() -> None:
         return
     from spikeverse.cli.app import main as cli
 
+    os.chdir(ROOT)
     name, study = ("atari_breakout", ATARI) if args.atari else (NAME, STUDY)
     out = STUDIES / name
     out.mkdir(parents=True, exist_ok=True)
