@@ -85,6 +85,14 @@ def render(d: dict) -> str:
                      f"{s['median_conversion_rate']:.4f}, lowest {s['lowest_conversion_rate']:.4f}; SNN score within "
                      f"noise of the DQN (Welch p > 0.05, or both constant) on {s['within_noise']}/{n}; median "
                      f"{s['median_energy_uJ_per_decision']:.4g} uJ per decision.**")
+    if len(by) == 2:
+        a, b = ({r["seed"]: r for r in by[m]["rows"]} for m in METHODS)
+        both = sorted(set(a) & set(b))
+        up = sum(b[x]["conversion_rate"] > a[x]["conversion_rate"] for x in both)
+        down = sum(b[x]["conversion_rate"] < a[x]["conversion_rate"] for x in both)
+        cheaper = sum(b[x]["energy_uJ_per_decision"] < a[x]["energy_uJ_per_decision"] for x in both)
+        lines.append(f"- fast-wide against fast on the same DQN: conversion rate higher on {up}/{len(both)}, lower on "
+                     f"{down}/{len(both)}; less energy per decision on {cheaper}/{len(both)}.")
     lines += ["", "| method | DQN seed | T | conversion rate | fine-tune test agreement | SNN score | DQN score | "
               "Welch p | SNN uJ/decision | DQN uJ/decision |", "|---|---|---|---|---|---|---|---|---|---|"]
     rows = sorted((r for s in by.values() for r in s["rows"]), key=lambda r: (r["seed"], METHODS.index(r["method"])))
