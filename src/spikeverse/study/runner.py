@@ -15,8 +15,8 @@ number of workers: every cell's randomness comes from its own seeds.
 from __future__ import annotations
 
 import json
-from functools import partial
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
