@@ -66,9 +66,10 @@ class FineTuneResult:
     validation_agreement: float  # ... of the selected (best on validation) checkpoint
     test_before: float  # the same on the test frames (seen by neither training nor the selection), before
     test_agreement: float  # ... and of the selected checkpoint: the number to report
-    steps: int
+    steps: int  # run in all
     frames: int
     splits: dict[str, torch.Tensor]  # indices into the observations: train, validation, test (disjoint)
+    cycles: int = 1  # cosine cycles of the given steps each (more than one with max_steps)
 
     @property
     def split_sizes(self) -> dict[str, int]:
@@ -169,7 +170,7 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                   steps: int = 50_000, batch_size: int = 256, lr: float = 3e-3, margin_weight: float = 20.0,
                   margin_scale: str = "std", channel_wise: bool = True, train_levels: Sequence[int] | None = None,
                   validation: float = 0.1, test: float = 0.1, checks: int = 20, seed: int = 0,
-                  progress: bool | None = None) -> FineTuneResult:
+                  max_steps: int | None = None, progress: bool | None = None) -> FineTuneResult:
     """Distil ``ann`` into its QCFS version (hidden thresholds start at ``lambdas``, e.g. the
     99.9th percentiles) on ``observations`` [N, ...]: ``steps`` Adam steps on minibatches of
 
@@ -185,12 +186,17 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     ``levels``) and the best weights are kept; the agreement of the kept weights on the test frames
     is the reported one. ``train_levels``: each step quantizes with one of these L's, drawn at
     random, so that the SNN is good at every T = L of them, not only at T = ``levels``.
+    ``max_steps`` (> ``steps``): early stopping on the validation frames over a longer fine-tune:
+    cosine cycles of ``steps`` follow one another (each from the best weights so far, the learning
+    rate restarted) while the last one raised the validation agreement, up to ``max_steps`` in all.
     ``progress``: the ``fine-tune`` reporter (None: a bar on a terminal, lines otherwise).
     Returns the fine-tuned weights, with ReLUs, and the trained lambdas."""
     if levels < 1:
         raise SpikeverseError(f"QCFS levels must be >= 1, got {levels}")
     if steps < 0:
         raise SpikeverseError(f"fine-tune steps must be >= 0, got {steps}")
+    if max_steps is not None and max_steps < steps:
+        raise SpikeverseError(f"the fine-tune's max steps must be >= its steps ({steps}), got {max_steps}")
     check_margin_scale(margin_scale)
     device = ann.device
     if not (0.0 < validation < 1.0 and 0.0 < test < 1.0 and validation + test < 1.0):
@@ -211,23 +217,29 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     before = _agreement(student, teacher, val)
     test_before = _agreement(student, teacher, test_obs)
     best, best_state = before, copy.deepcopy(student.state_dict())
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
-    check_every = max(1, steps // max(1, checks))
+    batches = -(-train.shape[0] // batch_size)  # minibatches per pass over the training frames
+    budget = steps if max_steps is None else max_steps
     torch.manual_seed(seed)
-    done = 0
-    report = Progress(steps, "fine-tune", unit="step", enabled=progress)
+    done, cycles = 0, 0
+    report = Progress(budget, "fine-tune", unit="step", enabled=progress)
     try:
-        while done < steps:
-            order = torch.randperm(train.shape[0], generator=gen).to(device)
-            for i in range(0, train.shape[0], batch_size):
-                idx = order[i:i + batch_size]
+        while done + steps <= budget or cycles == 0:  # one cosine cycle of `steps`, from the best weights so far
+            if cycles:
+                student.load_state_dict(best_state)
+            start = best
+            opt = torch.optim.Adam(student.parameters(), lr=lr)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+            cycles += 1
+            check_every = max(1, steps // max(1, checks))
+            for i in range(steps):
+                if i % batches == 0:
+                    order = torch.randperm(train.shape[0], generator=gen).to(device)
+                idx = order[(i % batches) * batch_size:(i % batches + 1) * batch_size]
                 if train_levels:
                     _set_levels(student, int(train_levels[int(torch.randint(len(train_levels), (1,), generator=gen))]))
                 loss = _distill_step(student, opt, sched, train[idx], q_train[idx], target_a[idx], scale, margin_weight,
                                      temperature)
-                done += 1
-                if done % check_every == 0 or done == steps:  # selection: on the validation frames only
+                if (i + 1) % check_every == 0 or i + 1 == steps:  # selection: on the validation frames only
                     _set_levels(student, levels)
                     acc = _agreement(student, teacher, val)
                     if acc > best:
@@ -235,8 +247,9 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                     report.update(1, loss=round(loss.item(), 4), agreement=round(best, 4))
                 else:
                     report.update(1)
-                if done >= steps:
-                    break
+            done += steps
+            if best <= start or best >= 1.0:  # the cycle kept nothing (the next would start where it did), or all
+                break
     finally:
         report.close()
     student.load_state_dict(best_state)
@@ -244,8 +257,8 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     student.eval()
     test_after = _agreement(student, teacher, test_obs)  # the kept weights on frames never used before
     lams = [m.lam.detach().cpu().tolist() for m in student.layers if isinstance(m, QCFS)]
-    return FineTuneResult(_with_relus(ann, student), lams, levels, before, best, test_before, test_after, steps,
-                          int(n), splits)
+    return FineTuneResult(_with_relus(ann, student), lams, levels, before, best, test_before, test_after, done,
+                          int(n), splits, cycles)
 
 
 MARGIN_SCALES = ("std", "gap")
