@@ -32,10 +32,14 @@ CARTPOLE_LOOP_BEFORE_ISSUE_14 = dict(total_steps=50_000, epsilon_fraction=0.2, n
                                      train_freq=2, target_update_interval=100, eval_episodes=5, stop_score=None)
 # `spikeverse convert` flags of the conversion methods the benchmarks compare; fast-wide (issue 16): the fast
 # method with the fine-tune's frames also played at epsilon 0.3 and 1, its cross-entropy tempered at the median Q-gap;
-# fast-wide-l8: fast-wide quantized at L = 8 (levels 4 and 8) for T <= 8 instead of L = 32 (4, 8, 16, 32)
+# fast-wide-l8: fast-wide quantized at L = 8 (levels 4 and 8) for T <= 8 instead of L = 32 (4, 8, 16, 32);
+# -long: the fine-tune in cycles of 50,000 steps while its validation agreement rises, up to LONG_FINETUNE in all
 FAST_WIDE = ["--method", "fast", "--finetune-epsilons", "0.05,0.3,1", "--margin-scale", "gap"]
-CONVERT_FLAGS = {"tan": ["--method", "tan"], "fast": ["--method", "fast"], "fast-wide": FAST_WIDE,
-                 "fast-wide-l8": [*FAST_WIDE, "--levels", "8"]}
+LONG_FINETUNE = 400_000
+LONG = ["--finetune-max-steps", str(LONG_FINETUNE)]
+CONVERT_FLAGS = {"tan": ["--method", "tan"], "fast": ["--method", "fast"], "fast-long": ["--method", "fast", *LONG],
+                 "fast-wide": FAST_WIDE, "fast-wide-l8": [*FAST_WIDE, "--levels", "8"],
+                 "fast-wide-l8-long": [*FAST_WIDE, "--levels", "8", *LONG]}
 LOOP_BEFORE_ISSUE_14 = {"CartPole-v1": CARTPOLE_LOOP_BEFORE_ISSUE_14}  # MinAtar ids: MINATAR_LOOP_BEFORE_ISSUE_14
 
 

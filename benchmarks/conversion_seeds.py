@@ -21,7 +21,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _results import CONVERT_FLAGS, RUNS, cli, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
+from _results import CONVERT_FLAGS, LONG_FINETUNE, RUNS, cli, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
 
 from spikeverse.runtime import HELDOUT_SEED_OFFSET
 
@@ -30,7 +30,7 @@ TUNED_ON = "the default CartPole DQN of seed 0 (benchmarks/conversion.py, result
 TARGET = 0.99
 
 
-METHODS = ("fast", "fast-wide")
+METHODS = ("fast", "fast-wide", "fast-long")  # fast-long: fast with its fine-tune early-stopped (_results.LONG)
 
 
 def run_seed(method: str, seed: int, dqn_runs: Path, runs: Path, episodes: int) -> dict:
@@ -48,7 +48,8 @@ def run_seed(method: str, seed: int, dqn_runs: Path, runs: Path, episodes: int) 
                ann_std=round(ev["ann_std"], 2), p_value=None if ev["p_value"] is None else round(ev["p_value"], 4),
                energy_uJ_per_decision=ev["energy_uJ_per_decision"],
                ann_energy_uJ_per_decision=ev["ann_energy_uJ_per_decision"],
-               test_agreement=(conv.get("qcfs") or {}).get("test_agreement"))
+               test_agreement=(conv.get("qcfs") or {}).get("test_agreement"),
+               finetune_steps=(conv.get("qcfs") or {}).get("steps"))
     save_unit(unit, row)
     return row
 
@@ -78,20 +79,22 @@ def render(d: dict) -> str:
              f"DQNs here are the default CartPole DQNs of seeds {seed_span(d['seeds'])} (benchmarks/cartpole_dqn.py), "
              f"converted with `spikeverse convert --method fast` and played by `spikeverse evaluate --episodes "
              f"{d['episodes']} --seed 1000+SEED` (epsilon 0.05; the DQN in the shadow for the conversion rate, "
-             "the DQN alone on the same episodes for Welch's test).", ""]
+             "the DQN alone on the same episodes for Welch's test). fast-long: fast with `--finetune-max-steps "
+             f"{LONG_FINETUNE}` (cycles of its 50,000 steps while the validation agreement rises).", ""]
     for m, s in by.items():
         n = len(s["rows"])
         lines.append(f"- **{m}: conversion rate >= {d['target']:g} in play on {s['reached_target']}/{n} DQNs, median "
                      f"{s['median_conversion_rate']:.4f}, lowest {s['lowest_conversion_rate']:.4f}; SNN score within "
                      f"noise of the DQN (Welch p > 0.05, or both constant) on {s['within_noise']}/{n}; median "
                      f"{s['median_energy_uJ_per_decision']:.4g} uJ per decision.**")
-    if len(by) == 2:
-        a, b = ({r["seed"]: r for r in by[m]["rows"]} for m in METHODS)
-        both = sorted(set(a) & set(b))
-        up = sum(b[x]["conversion_rate"] > a[x]["conversion_rate"] for x in both)
-        down = sum(b[x]["conversion_rate"] < a[x]["conversion_rate"] for x in both)
-        cheaper = sum(b[x]["energy_uJ_per_decision"] < a[x]["energy_uJ_per_decision"] for x in both)
-        lines.append(f"- fast-wide against fast on the same DQN: conversion rate higher on {up}/{len(both)}, lower on "
+    base = {r["seed"]: r for r in by["fast"]["rows"]} if "fast" in by else {}
+    for m in (m for m in by if m != "fast" and base):
+        other = {r["seed"]: r for r in by[m]["rows"]}
+        both = sorted(set(base) & set(other))
+        up = sum(other[x]["conversion_rate"] > base[x]["conversion_rate"] for x in both)
+        down = sum(other[x]["conversion_rate"] < base[x]["conversion_rate"] for x in both)
+        cheaper = sum(other[x]["energy_uJ_per_decision"] < base[x]["energy_uJ_per_decision"] for x in both)
+        lines.append(f"- {m} against fast on the same DQN: conversion rate higher on {up}/{len(both)}, lower on "
                      f"{down}/{len(both)}; less energy per decision on {cheaper}/{len(both)}.")
     lines += ["", "| method | DQN seed | T | conversion rate | fine-tune test agreement | SNN score | DQN score | "
               "Welch p | SNN uJ/decision | DQN uJ/decision |", "|---|---|---|---|---|---|---|---|---|---|"]

@@ -20,6 +20,7 @@ through benchmarks/peer_spikingjelly.py, on the same state sets and play episode
     python benchmarks/conversion_zoo.py --methods fast-wide      # fast with the fine-tune's wider frames and gap-tempered margin
     python benchmarks/conversion_zoo.py --methods fast-wide-replay   # fast-wide, plus the member's replay (--frames-from)
     python benchmarks/conversion_zoo.py --methods fast-wide-l8   # fast-wide quantized for T <= 8 (--levels 8)
+    python benchmarks/conversion_zoo.py --methods fast-wide-l8-long   # ... its fine-tune early-stopped, up to 400,000 steps
     python benchmarks/conversion_zoo.py --report        # rewrite the markdown from the JSON
 
 Each (member, method) is kept in benchmarks/runs/conversion_zoo/ when done (a rerun skips it).
@@ -33,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import CONVERT_FLAGS, RESULTS, RUNS, cli, load_unit, rewrite_reports, save_unit, write_report
+from _results import CONVERT_FLAGS, LONG_FINETUNE, RESULTS, RUNS, cli, load_unit, rewrite_reports, save_unit, write_report
 
 NAME = "conversion_zoo"
 ZOO = RUNS / "zoo"
 TIMESTEPS = (4, 8, 16, 32)
-METHODS = ("tan", "fast", "fast-wide", "fast-wide-replay", "fast-wide-l8")  # spikeverse's; the peer's rows are method "spikingjelly"
+METHODS = ("tan", "fast", "fast-wide", "fast-wide-replay", "fast-wide-l8", "fast-wide-l8-long")  # spikeverse's; the peer's rows are method "spikingjelly"
 # each method's `spikeverse convert` flags: _results.CONVERT_FLAGS (fast-wide's epsilons 0.3 and 1 are the state
 # sets' too, in other episodes); fast-wide-replay: fast-wide with --frames-from the member's replay states that the
 # "training" state set does not hold (REPLAY_FILE)
@@ -119,7 +120,8 @@ def run_one(member: dict, method: str, peers: list[dict], runs: Path) -> dict:
             for name, obs in held.items()}
     row = dict(member=member["name"], env=member["env"], trainer=member["trainer"], method=method, play=_play(snn_dir),
                state_sets=sets, twin=_twin(snn_dir, held),
-               finetune_test_agreement=(conv.get("qcfs") or {}).get("test_agreement"))
+               finetune_test_agreement=(conv.get("qcfs") or {}).get("test_agreement"),
+               finetune_steps=(conv.get("qcfs") or {}).get("steps"))
     save_unit(unit, row)
     return row
 
@@ -207,7 +209,9 @@ def render(d: dict) -> str:
              "other episodes, so the state sets 'epsilon 0.3' and 'random' are off its frames but not off their "
              "distribution; fast-wide-replay: fast-wide with `--frames-from` the member's 18,000 replay states that "
              "the 'training' set does not hold; fast-wide-l8: fast-wide with `--levels 8`, its fine-tune quantized at "
-             f"4 and 8 levels, the T it is played at, instead of 4 to 32); play: {d['episodes']} "
+             "4 and 8 levels, the T it is played at, instead of 4 to 32; fast-wide-l8-long: fast-wide-l8 with "
+             f"`--finetune-max-steps {LONG_FINETUNE}`, cosine cycles of 50,000 steps while the validation agreement "
+             f"rises); play: {d['episodes']} "
              f"episodes (seed {d['play_seed']}, epsilon 0.05), conversion rate = agreement with the member in "
              "the shadow; p: Welch test of the SNN's scores against the member's on the same episodes. State sets: "
              "2,000 states the conversion never saw (module docstring of benchmarks/conversion_zoo.py).", "",
