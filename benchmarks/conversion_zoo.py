@@ -21,6 +21,7 @@ through benchmarks/peer_spikingjelly.py, on the same state sets and play episode
     python benchmarks/conversion_zoo.py --methods fast-wide-replay   # fast-wide, plus the member's replay (--frames-from)
     python benchmarks/conversion_zoo.py --methods fast-wide-l8   # fast-wide quantized for T <= 8 (--levels 8)
     python benchmarks/conversion_zoo.py --methods fast-wide-l8-long   # ... its fine-tune early-stopped, up to 400,000 steps
+    python benchmarks/conversion_zoo.py --methods fast-wide-l8-long-replay   # ... and the member's replay (--frames-from)
     python benchmarks/conversion_zoo.py --report        # rewrite the markdown from the JSON
 
 Each (member, method) is kept in benchmarks/runs/conversion_zoo/ when done (a rerun skips it).
@@ -39,7 +40,8 @@ from _results import CONVERT_FLAGS, LONG_FINETUNE, RESULTS, RUNS, cli, load_unit
 NAME = "conversion_zoo"
 ZOO = RUNS / "zoo"
 TIMESTEPS = (4, 8, 16, 32)
-METHODS = ("tan", "fast", "fast-wide", "fast-wide-replay", "fast-wide-l8", "fast-wide-l8-long")  # spikeverse's; the peer's rows are method "spikingjelly"
+METHODS = ("tan", "fast", "fast-wide", "fast-wide-replay", "fast-wide-l8", "fast-wide-l8-long",
+           "fast-wide-l8-long-replay")  # spikeverse's; the peer's rows are method "spikingjelly"
 # each method's `spikeverse convert` flags: _results.CONVERT_FLAGS (fast-wide's epsilons 0.3 and 1 are the state
 # sets' too, in other episodes); fast-wide-replay: fast-wide with --frames-from the member's replay states that the
 # "training" state set does not hold (REPLAY_FILE)
@@ -68,14 +70,15 @@ def training_indices(n: int) -> np.ndarray:
 
 
 def convert_flags(member: dict, method: str) -> list[str]:
-    """`spikeverse convert` flags of ``method`` on ``member`` (fast-wide-replay writes its frames file once)."""
-    if method != "fast-wide-replay":
+    """`spikeverse convert` flags of ``method`` on ``member`` (a -replay method: its base method's and --frames-from
+    the member's replay states outside the "training" set, a file written once)."""
+    if not method.endswith("-replay"):
         return CONVERT_FLAGS[method]
     path = ZOO / member["name"] / REPLAY_FILE
     if not path.exists():
         train = np.load(ZOO / member["name"] / "train_states.npy")
         np.save(path, np.delete(train, training_indices(len(train)), axis=0))
-    return [*CONVERT_FLAGS["fast-wide"], "--frames-from", str(path)]
+    return [*CONVERT_FLAGS[method.removesuffix("-replay")], "--frames-from", str(path)]
 
 
 def state_sets(member: dict, peers: list[dict]) -> dict[str, torch.Tensor]:
@@ -211,7 +214,7 @@ def render(d: dict) -> str:
              "the 'training' set does not hold; fast-wide-l8: fast-wide with `--levels 8`, its fine-tune quantized at "
              "4 and 8 levels, the T it is played at, instead of 4 to 32; fast-wide-l8-long: fast-wide-l8 with "
              f"`--finetune-max-steps {LONG_FINETUNE}`, cosine cycles of 50,000 steps while the validation agreement "
-             f"rises); play: {d['episodes']} "
+             f"rises; -replay: with `--frames-from` the replay states as fast-wide-replay); play: {d['episodes']} "
              f"episodes (seed {d['play_seed']}, epsilon 0.05), conversion rate = agreement with the member in "
              "the shadow; p: Welch test of the SNN's scores against the member's on the same episodes. State sets: "
              "2,000 states the conversion never saw (module docstring of benchmarks/conversion_zoo.py).", "",
