@@ -33,10 +33,10 @@ CARTPOLE_LOOP_BEFORE_ISSUE_14 = dict(total_steps=50_000, epsilon_fraction=0.2, n
 # `spikeverse convert` flags of the conversion methods the benchmarks compare; fast-wide (issue 16): the fast
 # method with the fine-tune's frames also played at epsilon 0.3 and 1, its cross-entropy tempered at the median Q-gap;
 # fast-wide-l8: fast-wide quantized at L = 8 (levels 4 and 8) for T <= 8 instead of L = 32 (4, 8, 16, 32);
-# -long: the fine-tune in cycles of 50,000 steps while its validation agreement rises, up to LONG_FINETUNE in all
+# -long: the fine-tune in up to LONG_CYCLES cycles of 50,000 steps while its validation agreement rises
 FAST_WIDE = ["--method", "fast", "--finetune-epsilons", "0.05,0.3,1", "--margin-scale", "gap"]
-LONG_FINETUNE = 400_000
-LONG = ["--finetune-max-steps", str(LONG_FINETUNE)]
+LONG_CYCLES = 8
+LONG = ["--finetune-cycles", str(LONG_CYCLES)]
 CONVERT_FLAGS = {"tan": ["--method", "tan"], "fast": ["--method", "fast"], "fast-long": ["--method", "fast", *LONG],
                  "fast-wide": FAST_WIDE, "fast-wide-l8": [*FAST_WIDE, "--levels", "8"],
                  "fast-wide-l8-long": [*FAST_WIDE, "--levels", "8", *LONG]}

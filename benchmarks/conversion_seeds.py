@@ -21,7 +21,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _results import CONVERT_FLAGS, LONG_FINETUNE, RUNS, cli, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
+from _results import CONVERT_FLAGS, LONG_CYCLES, RUNS, cli, load_unit, median, rewrite_reports, save_unit, seed_span, write_report
 
 from spikeverse.runtime import HELDOUT_SEED_OFFSET
 
@@ -79,8 +79,8 @@ def render(d: dict) -> str:
              f"DQNs here are the default CartPole DQNs of seeds {seed_span(d['seeds'])} (benchmarks/cartpole_dqn.py), "
              f"converted with `spikeverse convert --method fast` and played by `spikeverse evaluate --episodes "
              f"{d['episodes']} --seed 1000+SEED` (epsilon 0.05; the DQN in the shadow for the conversion rate, "
-             "the DQN alone on the same episodes for Welch's test). fast-long: fast with `--finetune-max-steps "
-             f"{LONG_FINETUNE}` (cycles of its 50,000 steps while the validation agreement rises).", ""]
+             "the DQN alone on the same episodes for Welch's test). fast-long: fast with `--finetune-cycles "
+             f"{LONG_CYCLES}` (up to {LONG_CYCLES} cycles of its 50,000 steps while the validation agreement rises).", ""]
     for m, s in by.items():
         n = len(s["rows"])
         lines.append(f"- **{m}: conversion rate >= {d['target']:g} in play on {s['reached_target']}/{n} DQNs, median "

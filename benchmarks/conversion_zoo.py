@@ -20,7 +20,7 @@ through benchmarks/peer_spikingjelly.py, on the same state sets and play episode
     python benchmarks/conversion_zoo.py --methods fast-wide      # fast with the fine-tune's wider frames and gap-tempered margin
     python benchmarks/conversion_zoo.py --methods fast-wide-replay   # fast-wide, plus the member's replay (--frames-from)
     python benchmarks/conversion_zoo.py --methods fast-wide-l8   # fast-wide quantized for T <= 8 (--levels 8)
-    python benchmarks/conversion_zoo.py --methods fast-wide-l8-long   # ... its fine-tune early-stopped, up to 400,000 steps
+    python benchmarks/conversion_zoo.py --methods fast-wide-l8-long   # ... its fine-tune early-stopped, up to 8 x 50,000 steps
     python benchmarks/conversion_zoo.py --methods fast-wide-l8-long-replay   # ... and the member's replay (--frames-from)
     python benchmarks/conversion_zoo.py --report        # rewrite the markdown from the JSON
 
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import CONVERT_FLAGS, LONG_FINETUNE, RESULTS, RUNS, cli, load_unit, rewrite_reports, save_unit, write_report
+from _results import CONVERT_FLAGS, LONG_CYCLES, RESULTS, RUNS, cli, load_unit, rewrite_reports, save_unit, write_report
 
 NAME = "conversion_zoo"
 ZOO = RUNS / "zoo"
@@ -213,8 +213,8 @@ def render(d: dict) -> str:
              "distribution; fast-wide-replay: fast-wide with `--frames-from` the member's 18,000 replay states that "
              "the 'training' set does not hold; fast-wide-l8: fast-wide with `--levels 8`, its fine-tune quantized at "
              "4 and 8 levels, the T it is played at, instead of 4 to 32; fast-wide-l8-long: fast-wide-l8 with "
-             f"`--finetune-max-steps {LONG_FINETUNE}`, cosine cycles of 50,000 steps while the validation agreement "
-             f"rises; -replay: with `--frames-from` the replay states as fast-wide-replay); play: {d['episodes']} "
+             f"`--finetune-cycles {LONG_CYCLES}`, up to {LONG_CYCLES} cosine cycles of 50,000 steps while the "
+             f"validation agreement rises; -replay: with `--frames-from` the replay states as fast-wide-replay); play: {d['episodes']} "
              f"episodes (seed {d['play_seed']}, epsilon 0.05), conversion rate = agreement with the member in "
              "the shadow; p: Welch test of the SNN's scores against the member's on the same episodes. State sets: "
              "2,000 states the conversion never saw (module docstring of benchmarks/conversion_zoo.py).", "",

@@ -187,10 +187,10 @@ def test_finetune_frames_played_at_several_epsilons():
                                  progress=False).observations
     assert torch.equal(obs[:151], greedy) and torch.equal(obs[151:], random)
     snn, info = convert_ann(flat, "CartPole-v1", method="fast", timesteps=8, levels=4, finetune_steps=3,
-                            finetune_max_steps=9, finetune_frames=300, finetune_epsilons=[0.05, 1.0],
+                            finetune_cycles=3, finetune_frames=300, finetune_epsilons=[0.05, 1.0],
                             margin_scale="gap", frames=100, progress=False)
     assert info["qcfs"]["epsilons"] == [0.05, 1.0] and info["qcfs"]["margin_scale"] == "gap"
-    assert info["qcfs"]["frames"] == 300 and info["qcfs"]["max_steps"] == 9
+    assert info["qcfs"]["frames"] == 300 and info["qcfs"]["max_cycles"] == 3
     assert info["qcfs"]["steps"] == 3 * info["qcfs"]["cycles"] and 1 <= info["qcfs"]["cycles"] <= 3
     for bad in (dict(finetune_epsilons=[1.5]), dict(finetune_epsilons=[]), dict(margin_scale="mean")):
         with pytest.raises(SpikeverseError):
@@ -231,20 +231,21 @@ def test_finetune_selects_on_validation_and_reports_on_unseen_test_frames():
 
 
 def test_early_stopping_runs_cosine_cycles_while_the_validation_agreement_rises():
-    """max_steps: cycles of `steps` from the best weights while a cycle raises the validation
-    agreement, within the budget; the first cycle is the one-cycle fine-tune itself."""
+    """cycles: up to that many cycles of `steps`, each from the best weights, while a cycle raises
+    the validation agreement; the first cycle is the one-cycle fine-tune itself."""
     teacher = _flat((4, 32, 32, 2), seed=3)
     obs = torch.randn(6000, 4, generator=torch.Generator().manual_seed(0))
     lams = activation_stats(teacher, obs, 99).lambdas(99.9)[:-1]
     one = qcfs_finetune(teacher, obs, lams, levels=4, steps=80, seed=0, progress=False)
-    long = qcfs_finetune(teacher, obs, lams, levels=4, steps=80, max_steps=4000, seed=0, progress=False)
+    long = qcfs_finetune(teacher, obs, lams, levels=4, steps=80, cycles=50, seed=0, progress=False)
     assert (one.cycles, one.steps) == (1, 80)
-    assert 3 <= long.cycles < 50 and long.steps == 80 * long.cycles  # it stopped by itself, before the budget
+    assert 3 <= long.cycles < 50 and long.steps == 80 * long.cycles  # it stopped by itself
     assert long.validation_agreement > one.validation_agreement and long.test_agreement > one.test_agreement
-    capped = qcfs_finetune(teacher, obs, lams, levels=4, steps=80, max_steps=239, seed=0, progress=False)
-    assert (capped.cycles, capped.steps) == (2, 160)  # a third cycle would pass the budget
-    with pytest.raises(SpikeverseError, match="max steps"):
-        qcfs_finetune(teacher, obs, lams, steps=40, max_steps=39, progress=False)
+    capped = qcfs_finetune(teacher, obs, lams, levels=4, steps=80, cycles=2, seed=0, progress=False)
+    assert (capped.cycles, capped.steps) == (2, 160)
+    for bad in (0, 1.5):
+        with pytest.raises(SpikeverseError, match="cycles"):
+            qcfs_finetune(teacher, obs, lams, steps=40, cycles=bad, progress=False)
 
 
 def test_early_stopping_stops_after_a_cycle_that_keeps_nothing():
@@ -253,7 +254,7 @@ def test_early_stopping_stops_after_a_cycle_that_keeps_nothing():
     teacher = _flat((4, 16, 2), seed=5)
     obs = torch.randn(1500, 4, generator=torch.Generator().manual_seed(1))
     lams = activation_stats(teacher, obs, 99).lambdas(99.9)[:-1]
-    ft = qcfs_finetune(teacher, obs, lams, levels=32, steps=150, max_steps=150 * 40, seed=0, progress=False)
+    ft = qcfs_finetune(teacher, obs, lams, levels=32, steps=150, cycles=40, seed=0, progress=False)
     assert ft.cycles < 40 and ft.steps == 150 * ft.cycles
 
 

@@ -73,7 +73,7 @@ def convert(
     readout: Optional[str] = typer.Option(None, help="Output readout: count, rate, robust (eq. 17) or membrane (analog). Default per method: naive count, tan robust, fast membrane."),
     levels: Optional[int] = typer.Option(None, help="fast: QCFS quantization levels L of the fine-tune (0 = no fine-tune).", show_default="32"),
     finetune_steps: Optional[int] = typer.Option(None, help="fast: Adam steps (batches of 256) of the QCFS distillation fine-tune.", show_default="50000"),
-    finetune_max_steps: Optional[int] = typer.Option(None, help="fast: early stopping over a longer fine-tune: cycles of --finetune-steps (each from the best weights, the learning rate restarted) while the last one raised the agreement on the validation frames, up to this many steps in all; default: one cycle."),
+    finetune_cycles: Optional[int] = typer.Option(None, help="fast: early stopping over a longer fine-tune: up to this many cycles of --finetune-steps (each from the best weights, the learning rate restarted) while the last one raised the agreement on the validation frames.", show_default="1"),
     finetune_frames: Optional[int] = typer.Option(None, help="fast: frames of the DQN's own play the fine-tune learns from (default 300,000, at most 1 GiB of observations)."),
     finetune_epsilons: Optional[str] = typer.Option(None, "--finetune-epsilons", help="fast: the fine-tune's frames played in equal parts at these epsilons (comma-separated, e.g. 0.05,0.3,1: states off the DQN's own path too); default: --epsilon only."),
     margin_scale: Optional[str] = typer.Option(None, "--margin-scale", help="fast: temperature of the fine-tune's cross-entropy on the DQN's action: std (of the DQN's Q-values) or gap (its median gap between the best two actions: weighs close decisions).", show_default="std"),
@@ -104,7 +104,7 @@ def convert(
     eps_list, scale_list = _floats(finetune_epsilons, "--finetune-epsilons"), _floats(scales, "--scales")
     # the method's own options, only those given (the method's defaults apply to the rest)
     given = dict(percentile=percentile, timesteps=timesteps, levels=levels, finetune_steps=finetune_steps,
-                 finetune_max_steps=finetune_max_steps, finetune_frames=finetune_frames, finetune_epsilons=eps_list, margin_scale=margin_scale,
+                 finetune_cycles=finetune_cycles, finetune_frames=finetune_frames, finetune_epsilons=eps_list, margin_scale=margin_scale,
                  channel_wise=channel_wise, mixed_levels=mixed_levels, v_init=v_init,
                  early_decision=early_decision, scales=scale_list, tau=tau)
     options = {k: v for k, v in given.items() if v is not None}

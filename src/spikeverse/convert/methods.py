@@ -103,8 +103,7 @@ def check_options(method: str, **options: Any) -> None:
         ("tau", lambda v: v > 0, "--tau must be > 0"),
         ("levels", lambda v: int(v) == v and v >= 0, "--levels must be >= 0 (0: no fine-tune)"),
         ("finetune_steps", lambda v: int(v) == v and v >= 1, "--finetune-steps must be >= 1"),
-        ("finetune_max_steps", lambda v: v is None or (int(v) == v and v >= o.get("finetune_steps", FINETUNE_STEPS)),
-         f"--finetune-max-steps must be >= --finetune-steps ({o.get('finetune_steps', FINETUNE_STEPS)})"),
+        ("finetune_cycles", lambda v: int(v) == v and v >= 1, "--finetune-cycles must be >= 1"),
         ("finetune_frames", lambda v: v is None or (int(v) == v and v >= 2), "--finetune-frames must be >= 2"),
         ("v_init", lambda v: 0.0 <= v < 1.0, "v_init must be in [0, 1) (a fraction of the threshold)"),
     ]
@@ -130,7 +129,7 @@ def method_options(method: str) -> tuple[str, ...]:
     return tuple(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k not in ("stats", "progress"))
 
 
-FINETUNE_OPTIONS = ("finetune_steps", "finetune_max_steps", "finetune_frames", "mixed_levels", "channel_wise",
+FINETUNE_OPTIONS = ("finetune_steps", "finetune_cycles", "finetune_frames", "mixed_levels", "channel_wise",
                     "finetune_epsilons", "margin_scale")  # idle at levels 0
 
 
@@ -258,7 +257,7 @@ def mixed_level_set(levels: int) -> list[int]:
 @_typed
 def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 32,
                  readout: str = "membrane", levels: int = 32, finetune_steps: int = FINETUNE_STEPS,
-                 finetune_max_steps: int | None = None, channel_wise: bool = True,
+                 finetune_cycles: int = 1, channel_wise: bool = True,
                  mixed_levels: bool = True, finetune_frames: int | None = None,
                  finetune_epsilons: Sequence[float] | None = None, margin_scale: str = "std",
                  v_init: float = 0.5, early_decision: bool = False,
@@ -271,8 +270,8 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
     (default :func:`default_finetune_frames`; with ``finetune_epsilons``, equal parts played at
     each of those epsilons, e.g. 0.05, 0.3 and 1 for states off the DQN's own path), the
     cross-entropy's temperature set by ``margin_scale`` (:func:`convert.qcfs.qcfs_finetune`), for
-    ``finetune_steps``, or with ``finetune_max_steps`` in cycles of that many while the validation
-    agreement rises (early stopping),
+    ``finetune_steps``, or with ``finetune_cycles`` > 1 in up to that many cycles of them while the
+    validation agreement rises (early stopping),
     normalize by the trained thresholds, IF neurons starting at ``v_init`` x V_thr, analog readout.
     ``extra_frames`` join both the percentiles' frames and the fine-tune's (the fine-tune's own
     random train/validation/test split then mixes them with the played ones)."""
@@ -306,16 +305,16 @@ def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: fl
         train_levels = mixed_level_set(levels) if mixed_levels else None
         obs = obs[:finetune_frames]
         given = "" if extra_frames is None else f" + {extra_frames.shape[0]} given"
-        upto = "" if finetune_max_steps is None else f" (cycles of them up to {finetune_max_steps})"
+        upto = "" if finetune_cycles == 1 else f" (up to {finetune_cycles} cycles of them)"
         announce(f"QCFS fine-tune: L={levels}, {finetune_steps} steps{upto} on {obs.shape[0]} frames{given}", progress)
         if extra_frames is not None:
             obs = torch.cat([obs.to(torch.float32), extra_frames])
-        ft = qcfs_finetune(ann, obs, lambdas[:-1], levels=levels, steps=finetune_steps, max_steps=finetune_max_steps,
+        ft = qcfs_finetune(ann, obs, lambdas[:-1], levels=levels, steps=finetune_steps, cycles=finetune_cycles,
                            train_levels=train_levels, margin_scale=margin_scale,
                            channel_wise=channel_wise, seed=seed, progress=progress)
         source, lambdas = ft.net, ft.lambdas + lambdas[-1:]
         finetune = dict(levels=levels, train_levels=train_levels, steps=ft.steps, cycles=ft.cycles,
-                        max_steps=finetune_max_steps, frames=ft.frames, channel_wise=channel_wise,
+                        max_cycles=finetune_cycles, frames=ft.frames, channel_wise=channel_wise,
                         epsilons=list(finetune_epsilons) if finetune_epsilons else None, margin_scale=margin_scale,
                         splits=ft.split_sizes, validation_agreement=ft.validation_agreement,
                         test_agreement_before=ft.test_before, test_agreement=ft.test_agreement)

@@ -69,7 +69,7 @@ class FineTuneResult:
     steps: int  # run in all
     frames: int
     splits: dict[str, torch.Tensor]  # indices into the observations: train, validation, test (disjoint)
-    cycles: int = 1  # cosine cycles of the given steps each (more than one with max_steps)
+    cycles: int = 1  # cosine cycles run, of the given steps each
 
     @property
     def split_sizes(self) -> dict[str, int]:
@@ -170,7 +170,7 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                   steps: int = 50_000, batch_size: int = 256, lr: float = 3e-3, margin_weight: float = 20.0,
                   margin_scale: str = "std", channel_wise: bool = True, train_levels: Sequence[int] | None = None,
                   validation: float = 0.1, test: float = 0.1, checks: int = 20, seed: int = 0,
-                  max_steps: int | None = None, progress: bool | None = None) -> FineTuneResult:
+                  cycles: int = 1, progress: bool | None = None) -> FineTuneResult:
     """Distil ``ann`` into its QCFS version (hidden thresholds start at ``lambdas``, e.g. the
     99.9th percentiles) on ``observations`` [N, ...]: ``steps`` Adam steps on minibatches of
 
@@ -186,17 +186,17 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     ``levels``) and the best weights are kept; the agreement of the kept weights on the test frames
     is the reported one. ``train_levels``: each step quantizes with one of these L's, drawn at
     random, so that the SNN is good at every T = L of them, not only at T = ``levels``.
-    ``max_steps`` (> ``steps``): early stopping on the validation frames over a longer fine-tune:
-    cosine cycles of ``steps`` follow one another (each from the best weights so far, the learning
-    rate restarted) while the last one raised the validation agreement, up to ``max_steps`` in all.
+    ``cycles`` (> 1): early stopping on the validation frames over a longer fine-tune: up to
+    ``cycles`` cosine cycles of ``steps`` each follow one another (each from the best weights so
+    far, the learning rate restarted) while the last one raised the validation agreement.
     ``progress``: the ``fine-tune`` reporter (None: a bar on a terminal, lines otherwise).
     Returns the fine-tuned weights, with ReLUs, and the trained lambdas."""
     if levels < 1:
         raise SpikeverseError(f"QCFS levels must be >= 1, got {levels}")
     if steps < 0:
         raise SpikeverseError(f"fine-tune steps must be >= 0, got {steps}")
-    if max_steps is not None and max_steps < steps:
-        raise SpikeverseError(f"the fine-tune's max steps must be >= its steps ({steps}), got {max_steps}")
+    if int(cycles) != cycles or cycles < 1:
+        raise SpikeverseError(f"the fine-tune's cycles must be a whole number >= 1, got {cycles}")
     check_margin_scale(margin_scale)
     device = ann.device
     if not (0.0 < validation < 1.0 and 0.0 < test < 1.0 and validation + test < 1.0):
@@ -218,18 +218,17 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     test_before = _agreement(student, teacher, test_obs)
     best, best_state = before, copy.deepcopy(student.state_dict())
     batches = -(-train.shape[0] // batch_size)  # minibatches per pass over the training frames
-    budget = steps if max_steps is None else max_steps
     torch.manual_seed(seed)
-    done, cycles = 0, 0
-    report = Progress(budget, "fine-tune", unit="step", enabled=progress)
+    done, ran = 0, 0
+    report = Progress(steps * cycles, "fine-tune", unit="step", enabled=progress)
     try:
-        while done + steps <= budget or cycles == 0:  # one cosine cycle of `steps`, from the best weights so far
-            if cycles:
+        while ran < cycles:  # one cosine cycle of `steps`, from the best weights so far
+            if ran:
                 student.load_state_dict(best_state)
             start = best
             opt = torch.optim.Adam(student.parameters(), lr=lr)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
-            cycles += 1
+            ran += 1
             check_every = max(1, steps // max(1, checks))
             for i in range(steps):
                 if i % batches == 0:
@@ -258,7 +257,7 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     test_after = _agreement(student, teacher, test_obs)  # the kept weights on frames never used before
     lams = [m.lam.detach().cpu().tolist() for m in student.layers if isinstance(m, QCFS)]
     return FineTuneResult(_with_relus(ann, student), lams, levels, before, best, test_before, test_after, done,
-                          int(n), splits, cycles)
+                          int(n), splits, ran)
 
 
 MARGIN_SCALES = ("std", "gap")
