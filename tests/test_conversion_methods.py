@@ -248,7 +248,7 @@ def test_early_stopping_runs_cosine_cycles_while_the_validation_agreement_rises(
             qcfs_finetune(teacher, obs, lams, steps=40, cycles=bad, progress=False)
 
 
-def test_early_stopping_stops_after_a_cycle_that_keeps_nothing():
+def test_early_stopping_stops_after_a_cycle_that_keeps_nothing(capsys):
     """With a generous budget the cycles stop by themselves: the last one raised nothing (or the
     validation agreement is 1)."""
     teacher = _flat((4, 16, 2), seed=5)
@@ -256,6 +256,8 @@ def test_early_stopping_stops_after_a_cycle_that_keeps_nothing():
     lams = activation_stats(teacher, obs, 99).lambdas(99.9)[:-1]
     ft = qcfs_finetune(teacher, obs, lams, levels=32, steps=150, cycles=40, seed=0, progress=False)
     assert ft.cycles < 40 and ft.steps == 150 * ft.cycles
+    qcfs_finetune(teacher, obs, lams, levels=32, steps=150, cycles=40, seed=0)  # progress None: lines off a tty
+    assert f"fine-tune: early stop after {ft.cycles} of 40 cycles" in capsys.readouterr().err
 
 
 def test_finetune_reports_its_progress(capsys):

@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from spikeverse.convert.graph import FlatQNetwork
 from spikeverse.convert.spiking import SpikingQNetwork
 from spikeverse.errors import SpikeverseError
-from spikeverse.progress import Progress
+from spikeverse.progress import Progress, announce
 from spikeverse.rl.evaluation import q_gaps
 from spikeverse.snn.neurons import IFNeuron
 
@@ -247,7 +247,9 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                 else:
                     report.update(1)
             done += steps
-            if best <= start or best >= 1.0:  # the cycle kept nothing (the next would start where it did), or all
+            if ran < cycles and (best <= start or best >= 1.0):  # the cycle kept nothing (the next would start
+                announce(f"fine-tune: early stop after {ran} of {cycles} cycles, validation agreement {best:.4f}",
+                         progress)  # where it did), or all
                 break
     finally:
         report.close()
