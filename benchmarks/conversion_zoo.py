@@ -218,6 +218,7 @@ def render(d: dict) -> str:
              f"episodes (seed {d['play_seed']}, epsilon 0.05), conversion rate = agreement with the member in "
              "the shadow; p: Welch test of the SNN's scores against the member's on the same episodes. State sets: "
              "2,000 states the conversion never saw (module docstring of benchmarks/conversion_zoo.py).", "",
+             *_goal_lines(d), "",
              "## In play", "",
              "| member | method | " + " | ".join(f"T={t} rate (score, p)" for t in ts) + " | member's score |",
              "|---|---|" + "---|" * len(ts) + "---|"]
@@ -271,6 +272,48 @@ def render(d: dict) -> str:
                                                                       for p in r["play"])
                      + f" | {r['play'][0]['ann_energy_uJ_per_decision']:.3g} |")
     return "\n".join(lines) + "\n"
+
+
+GOAL_T, GOAL_RATE, GOAL_HELD_OUT = 8, 0.99, 0.97  # issue 16: at T <= 8, in play and on every held-out state set
+
+
+def goal_point(r: dict) -> dict | None:
+    """The row's best T <= GOAL_T by conversion rate in play: T, rate, Welch p, lowest held-out
+    agreement, energy per decision and whether both goals are met there."""
+    pts = []
+    for i, p in enumerate(r["play"]):
+        if p["timesteps"] > GOAL_T:
+            continue
+        low = min(curve[i] for curve in r["state_sets"].values())
+        ok = (p["conversion_rate"] >= GOAL_RATE and (p["p_value"] is None or p["p_value"] > 0.05)
+              and low >= GOAL_HELD_OUT)
+        pts.append(dict(timesteps=p["timesteps"], rate=p["conversion_rate"], p=p["p_value"], lowest=low,
+                        energy=p["energy_uJ_per_decision"], met=ok))
+    return max(pts, key=lambda q: (q["met"], q["rate"]), default=None)
+
+
+def _goal_lines(d: dict) -> list[str]:
+    rows = [(r, goal_point(r)) for r in d["rows"]]
+    methods = sorted({r["method"] for r, _ in rows}, key=(*METHODS, PEER).index)
+    lines = ["## The goal per member", "",
+             f"Issue 16's goal at T <= {GOAL_T}: conversion rate >= {GOAL_RATE} in play with the SNN's score within noise "
+             f"of the member's (Welch p > 0.05), and agreement >= {GOAL_HELD_OUT} on every held-out state set. Per "
+             "row, the T of 4 and 8 that meets it, or else the one with the higher rate in play.", ""]
+    for m in methods:
+        got = [(r, g) for r, g in rows if r["method"] == m and g]
+        lines.append(f"- {m}: met on {sum(g['met'] for _, g in got)}/{len(got)} members"
+                     + (f" ({', '.join(r['member'] for r, g in got if g['met'])})" if any(g["met"] for _, g in got)
+                        else "") + ".")
+    lines += ["", "| member | method | T | rate in play | Welch p | lowest held-out | energy uJ | met |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r, g in rows:
+        if g is None:
+            continue
+        e = "-" if g["energy"] is None else f"{g['energy']:.3g}"
+        pv = "-" if g["p"] is None else f"{g['p']:.3f}"
+        lines.append(f"| {r['member']} | {r['method']} | {g['timesteps']} | {g['rate']:.3f} | {pv} | "
+                     f"{g['lowest']:.3f} | {e} | {'yes' if g['met'] else 'no'} |")
+    return lines
 
 
 def _rate(prof: dict, lo: float, hi: float | None) -> str:
