@@ -12,6 +12,7 @@ finished (method, seed) is kept in benchmarks/runs/conversion_seeds/ (a rerun sk
 
     python benchmarks/conversion_seeds.py --seeds $(seq 100 109) --methods fast fast-wide --workers 2
     python benchmarks/conversion_seeds.py --report      # rewrite the markdown from the JSON
+    python benchmarks/conversion_seeds.py --collect --methods fast fast-wide fast-long   # the units finished so far
 """
 
 from __future__ import annotations
@@ -120,11 +121,20 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--report", action="store_true", help="only rewrite the markdown from the JSON")
+    ap.add_argument("--collect", action="store_true",
+                    help="only write the results of the (method, seed) units finished so far (a run in progress)")
     args = ap.parse_args()
     if args.report:
         rewrite_reports(REPORTS)
         return
     dqn_runs, runs = Path(args.dqn_runs), Path(args.runs)
+    if args.collect:
+        rows = [u for m in args.methods for x in args.seeds if (u := load_unit(runs / f"{m}-seed{x}.json")) is not None]
+        if not rows:
+            raise SystemExit(f"no finished units in {runs}")
+        write_report(NAME, summarise(rows, "python benchmarks/conversion_seeds.py --methods " + " ".join(args.methods)
+                                     + " (units finished so far: --collect)", args.episodes), render)
+        return
     done = 0
 
     units = [(m, s) for s in args.seeds for m in args.methods]
