@@ -104,7 +104,8 @@ def convert(
     eps_list, scale_list = _floats(finetune_epsilons, "--finetune-epsilons"), _floats(scales, "--scales")
     # the method's own options, only those given (the method's defaults apply to the rest)
     given = dict(percentile=percentile, timesteps=timesteps, levels=levels, finetune_steps=finetune_steps,
-                 finetune_cycles=finetune_cycles, finetune_frames=finetune_frames, finetune_epsilons=eps_list, margin_scale=margin_scale,
+                 finetune_cycles=finetune_cycles, finetune_frames=finetune_frames, finetune_epsilons=eps_list,
+                 margin_scale=margin_scale,
                  channel_wise=channel_wise, mixed_levels=mixed_levels, v_init=v_init,
                  early_decision=early_decision, scales=scale_list, tau=tau)
     options = {k: v for k, v in given.items() if v is not None}

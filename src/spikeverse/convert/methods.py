@@ -36,7 +36,6 @@ from spikeverse.progress import announce
 from spikeverse.runtime import FINETUNE_SEED_OFFSET
 
 METHODS = ("naive", "tan", "fast")
-FINETUNE_STEPS = 50_000  # the fast method's fine-tune (one cosine cycle)
 DEFAULT_READOUT = {"naive": "count", "tan": "robust", "fast": "membrane"}
 NAIVE_SCALES = (10.0, 100.0)
 
@@ -256,7 +255,7 @@ def mixed_level_set(levels: int) -> list[int]:
 
 @_typed
 def convert_fast(ann: FlatQNetwork, env_id: str | None = None, *, percentile: float = 99.9, timesteps: int = 32,
-                 readout: str = "membrane", levels: int = 32, finetune_steps: int = FINETUNE_STEPS,
+                 readout: str = "membrane", levels: int = 32, finetune_steps: int = 50_000,
                  finetune_cycles: int = 1, channel_wise: bool = True,
                  mixed_levels: bool = True, finetune_frames: int | None = None,
                  finetune_epsilons: Sequence[float] | None = None, margin_scale: str = "std",

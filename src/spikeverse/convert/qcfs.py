@@ -219,7 +219,8 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     best, best_state = before, copy.deepcopy(student.state_dict())
     batches = -(-train.shape[0] // batch_size)  # minibatches per pass over the training frames
     torch.manual_seed(seed)
-    done, ran = 0, 0
+    check_every = max(1, steps // max(1, checks))
+    ran = 0
     report = Progress(steps * cycles, "fine-tune", unit="step", enabled=progress)
     try:
         while ran < cycles:  # one cosine cycle of `steps`, from the best weights so far
@@ -229,7 +230,6 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
             opt = torch.optim.Adam(student.parameters(), lr=lr)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
             ran += 1
-            check_every = max(1, steps // max(1, checks))
             for i in range(steps):
                 if i % batches == 0:
                     order = torch.randperm(train.shape[0], generator=gen).to(device)
@@ -246,7 +246,6 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
                     report.update(1, loss=round(loss.item(), 4), agreement=round(best, 4))
                 else:
                     report.update(1)
-            done += steps
             if ran < cycles and (best <= start or best >= 1.0):  # the cycle kept nothing (the next would start
                 announce(f"fine-tune: early stop after {ran} of {cycles} cycles, validation agreement {best:.4f}",
                          progress)  # where it did), or all
@@ -258,7 +257,7 @@ def qcfs_finetune(ann: FlatQNetwork, observations: torch.Tensor, lambdas: list[f
     student.eval()
     test_after = _agreement(student, teacher, test_obs)  # the kept weights on frames never used before
     lams = [m.lam.detach().cpu().tolist() for m in student.layers if isinstance(m, QCFS)]
-    return FineTuneResult(_with_relus(ann, student), lams, levels, before, best, test_before, test_after, done,
+    return FineTuneResult(_with_relus(ann, student), lams, levels, before, best, test_before, test_after, ran * steps,
                           int(n), splits, ran)
 
 
